@@ -1,0 +1,1 @@
+"""Admin registrations of the shops app; each module registers its own models."""

@@ -1,0 +1,134 @@
+"""The base of every tenant-owned model admin.
+
+Rows, foreign-key choices and new rows all belong to the active shop (the
+request's current shop, set by `StaffShopMiddleware`); the staff member's role
+decides what they may view, add, change and delete. A platform superuser with
+no active shop sees every shop's rows, read-only, and switches into a shop to
+change anything. Another shop's object answers 404, exactly like a missing one.
+"""
+
+from django.http import Http404
+from unfold.admin import ModelAdmin, TabularInline
+
+from shops.models import Role
+
+EVERYONE = frozenset(Role.values)
+MANAGERS = frozenset({Role.OWNER, Role.MANAGER})
+OWNERS = frozenset({Role.OWNER})
+
+
+def role_allows(request, roles) -> bool:
+    """True for a superuser, or for a staff member whose role is in `roles`."""
+    if request.user.is_superuser:
+        return True
+    return getattr(request, "role", None) in roles
+
+
+def _with_shop_validation(form_class, request):
+    """A form that validates unique constraints including the (hidden) shop."""
+
+    class ShopScopedForm(form_class):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            if request.shop is not None and self.instance.shop_id is None:
+                self.instance.shop = request.shop
+
+        def _get_validation_exclusions(self):
+            # `shop` is not a form field, but (shop, code)-style constraints must
+            # still be checked here rather than fail in the database.
+            exclusions = super()._get_validation_exclusions()
+            exclusions.discard("shop")
+            return exclusions
+
+    ShopScopedForm.__name__ = form_class.__name__
+    return ShopScopedForm
+
+
+class RolePermissions:
+    """Permissions from the role in the active shop, not Django's model perms."""
+
+    view_roles = EVERYONE
+    add_roles = MANAGERS
+    change_roles = MANAGERS
+    delete_roles = OWNERS
+
+    def has_module_permission(self, request):
+        return self.has_view_permission(request)
+
+    def has_view_permission(self, request, obj=None):
+        if request.shop is None and not request.user.is_superuser:
+            return False
+        return role_allows(request, self.view_roles)
+
+    def _may_write(self, request, roles) -> bool:
+        return request.shop is not None and role_allows(request, roles)
+
+    def has_add_permission(self, request, *args):
+        return self._may_write(request, self.add_roles)
+
+    def has_change_permission(self, request, obj=None):
+        return self._may_write(request, self.change_roles)
+
+    def has_delete_permission(self, request, obj=None):
+        return self._may_write(request, self.delete_roles)
+
+
+class ShopScopedAdmin(RolePermissions, ModelAdmin):
+    """Admin for a `TenantModel`: the active shop's rows only, by role."""
+
+    def get_queryset(self, request):
+        if request.shop is not None:
+            # The default manager is scoped to the current shop (the request's).
+            return super().get_queryset(request)
+        if request.user.is_superuser:
+            return self.model.objects.unscoped()
+        return self.model.objects.none()
+
+    def get_list_display(self, request):
+        display = list(super().get_list_display(request))
+        if request.shop is None and request.user.is_superuser and "shop" not in display:
+            display.append("shop")
+        return display
+
+    def get_exclude(self, request, obj=None):
+        return [*(super().get_exclude(request, obj) or []), "shop"]
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        return _with_shop_validation(
+            super().get_form(request, obj, change, **kwargs), request
+        )
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.shop = request.shop
+        elif obj.shop_id != request.shop.pk:
+            raise Http404
+        super().save_model(request, obj, form, change)
+
+    def save_formset(self, request, form, formset, change):
+        instances = formset.save(commit=False)
+        for instance in instances:
+            if getattr(instance, "shop_id", None) is None:
+                instance.shop = request.shop
+            instance.save()
+        for deleted in formset.deleted_objects:
+            deleted.delete()
+        formset.save_m2m()
+
+    def _get_obj_does_not_exist_redirect(self, request, opts, object_id):
+        # Missing and another shop's object look the same: 404.
+        raise Http404
+
+
+class ShopScopedInline(RolePermissions, TabularInline):
+    """Inline rows of a tenant model; the parent admin's save_formset sets shop."""
+
+    extra = 0
+
+    def get_exclude(self, request, obj=None):
+        return [*(super().get_exclude(request, obj) or []), "shop"]
+
+    def get_formset(self, request, obj=None, **kwargs):
+        formset = super().get_formset(request, obj, **kwargs)
+        formset.form = _with_shop_validation(formset.form, request)
+        return formset

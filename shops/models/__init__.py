@@ -1,0 +1,33 @@
+from .api import ApiKey, ApiKeyScope, IdempotencyRecord
+from .events import (
+    OutboxEvent,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
+from .tenants import (
+    Role,
+    Shop,
+    StaffMembership,
+    StaffStoreAccess,
+    Store,
+    TenantModel,
+    User,
+)
+
+__all__ = [
+    "ApiKey",
+    "ApiKeyScope",
+    "IdempotencyRecord",
+    "OutboxEvent",
+    "Role",
+    "Shop",
+    "StaffMembership",
+    "StaffStoreAccess",
+    "Store",
+    "TenantModel",
+    "User",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
+]

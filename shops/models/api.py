@@ -1,0 +1,76 @@
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+from rest_framework_api_key.models import AbstractAPIKey, BaseAPIKeyManager
+
+from shops.tenancy import ShopScopedManager
+
+from .tenants import TenantModel
+
+
+class ApiKeyScope(models.TextChoices):
+    READ = "read", _("Read")
+    WRITE = "write", _("Read and write")
+
+
+class ScopedApiKeyManager(ShopScopedManager, BaseAPIKeyManager):
+    """The current shop's keys, with the library's key generation."""
+
+
+class ApiKey(TenantModel, AbstractAPIKey):
+    """An integrator's key: hashed at rest, shown once, per shop, read or write.
+
+    The primary key is the library's `prefix.hash` string, not a bigint.
+    """
+
+    scope = models.CharField(
+        _("scope"), max_length=8, choices=ApiKeyScope.choices, default=ApiKeyScope.READ
+    )
+    last_used_at = models.DateTimeField(_("last used"), null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("created by"),
+    )
+
+    objects = ScopedApiKeyManager()
+    # Authentication looks a key up before any shop is known: the only unscoped use.
+    unscoped_keyring = BaseAPIKeyManager()
+
+    class Meta(TenantModel.Meta, AbstractAPIKey.Meta):
+        ordering = ["-created"]
+        verbose_name = _("API key")
+        verbose_name_plural = _("API keys")
+
+    @property
+    def can_write(self) -> bool:
+        return self.scope == ApiKeyScope.WRITE
+
+
+class IdempotencyRecord(TenantModel):
+    """The first response to a write, replayed for a retry with the same key."""
+
+    key = models.CharField(max_length=255)
+    endpoint = models.CharField(
+        max_length=255, help_text="Method and path, e.g. POST /api/v1/members"
+    )
+    fingerprint = models.CharField(
+        max_length=64, help_text="SHA-256 of the request body"
+    )
+    status_code = models.PositiveSmallIntegerField()
+    response_body = models.JSONField(encoder=DjangoJSONEncoder, null=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta(TenantModel.Meta):
+        verbose_name = _("idempotency record")
+        verbose_name_plural = _("idempotency records")
+        constraints = [
+            *TenantModel.Meta.constraints,
+            models.UniqueConstraint(
+                fields=["shop", "key", "endpoint"], name="shops_idempotency_key_uniq"
+            ),
+        ]
