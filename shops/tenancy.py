@@ -6,8 +6,9 @@ every shop's rows. The current shop is set in exactly three places, each of
 which resets it in a `finally`:
 
 * the request: `shops.middleware.StaffShopMiddleware` (admin and staff pages,
-  from the staff member's active shop), `shops.api.views.ShopScopedAPIView`
-  (integrators, from the API key), and the portal (from the URL slug);
+  from the staff member's active shop), the API's base views in
+  `shops.api.views` (integrators, from the API key), and `scoped_by_slug`
+  (the portal, from the URL slug);
 * `shop_task`, the Celery task decorator (from the task's `shop_id`);
 * `shop_scope()`, the context manager for commands and tests.
 
@@ -88,6 +89,27 @@ class ShopScopedManager(models.Manager.from_queryset(ShopScopedQuerySet)):
     def unscoped(self) -> ShopScopedQuerySet:
         """Every shop's rows. Platform-wide jobs only: filter by shop yourself."""
         return super().get_queryset()
+
+
+def scoped_by_slug(view):
+    """Run a view inside the scope of the active shop named by its `shop_slug`.
+
+    The portal's pages (`/m/<shop_slug>/...`) take their shop from the URL; an
+    unknown or inactive shop is a 404.
+    """
+
+    @functools.wraps(view)
+    def wrapper(request, *args, shop_slug: str, **kwargs):
+        from django.shortcuts import get_object_or_404
+
+        from shops.models import Shop
+
+        shop = get_object_or_404(Shop, slug=shop_slug, is_active=True)
+        request.shop = shop
+        with shop_scope(shop):
+            return view(request, *args, **kwargs)
+
+    return wrapper
 
 
 def shop_task(*task_args, **task_options):

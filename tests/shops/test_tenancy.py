@@ -77,3 +77,23 @@ def test_a_shop_task_runs_in_its_shops_scope(shop, other_shop):
 
 def test_a_shop_task_for_a_deleted_shop_does_nothing(db):
     assert count_stores.apply(kwargs={"shop_id": 999_999}).get() is None
+
+
+def test_a_portal_view_runs_in_the_shop_named_by_its_slug(shop, other_shop):
+    from django.http import Http404, HttpResponse
+    from django.test import RequestFactory
+
+    from shops.tenancy import scoped_by_slug
+
+    StoreFactory(shop=other_shop)
+
+    @scoped_by_slug
+    def view(request):
+        return HttpResponse(f"{request.shop.slug}:{Store.objects.count()}")
+
+    response = view(RequestFactory().get("/m/other-shop/"), shop_slug="other-shop")
+
+    assert response.content == b"other-shop:1"
+    assert current_shop_or_none() is None
+    with pytest.raises(Http404):
+        view(RequestFactory().get("/m/nope/"), shop_slug="nope")
