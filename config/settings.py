@@ -255,6 +255,13 @@ CELERY_BEAT_SCHEDULE = {
 # Webhooks may target private addresses only where that is safe (development, CI).
 WEBHOOKS_ALLOW_PRIVATE_URLS = env.bool("WEBHOOKS_ALLOW_PRIVATE_URLS", default=DEBUG)
 WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10)
+# Failed deliveries wait 30 s, 1 min, 2 min, ... (doubling, at most 4 hours) and
+# are given up after 10 attempts. A delivery still `sending` after the stale
+# time lost its worker and is sent again (longer than the send task's limit).
+WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=10)
+WEBHOOK_RETRY_BASE_SECONDS = env.int("WEBHOOK_RETRY_BASE_SECONDS", default=30)
+WEBHOOK_RETRY_MAX_SECONDS = env.int("WEBHOOK_RETRY_MAX_SECONDS", default=4 * 60 * 60)
+WEBHOOK_SENDING_STALE_SECONDS = env.int("WEBHOOK_SENDING_STALE_SECONDS", default=600)
 
 # Admin
 UNFOLD = {

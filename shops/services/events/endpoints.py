@@ -1,17 +1,4 @@
-"""The transactional outbox and the webhooks that ride on it.
-
-A service that changes data calls `emit_event(...)` inside its own
-`transaction.atomic()`: the event row commits or rolls back with the change.
-After the commit a fast path hands it to Celery; when the broker is away the row
-stays pending and the relay (`relay_outbox`, run by beat and by
-`manage.py relay_outbox`) hands it over later. The consumer task fans each event
-out once (guarded by `processed_at`) into one webhook delivery per endpoint, and
-each delivery is claimed before it is sent, so it is sent once at a time.
-
-Later apps add their topics with `register_event_type(topic, description)` and,
-when they need to react to an event in the background, a consumer with
-`register_event_consumer(topic, func)`.
-"""
+"""Webhook endpoints: a shop's URLs that receive the events they subscribe to."""
 
 from __future__ import annotations
 
@@ -24,39 +11,13 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.translation import gettext_lazy as _
 
-from shops.models import Shop, WebhookEndpoint
+from shops.models import OutboxEvent, Shop, WebhookEndpoint
 
-# --- Event types -------------------------------------------------------------
-
-TEST_TOPIC = "webhook.test"
-ALL_EVENTS = "*"
-
-#: topic -> description a shop owner reads when choosing events for an endpoint.
-EVENT_TYPES: dict[str, str] = {
-    TEST_TOPIC: _("A test event sent from the admin to check an endpoint."),
-}
+from .outbox import emit_event
+from .registry import ALL_EVENTS, EVENT_TYPES, TEST_TOPIC
 
 
-def register_event_type(topic: str, description) -> None:
-    """Make `topic` known, so it can be emitted and chosen for webhooks.
-
-    Call it at import time of the app that emits the topic (e.g. in its
-    services module), with a translatable description.
-    """
-    if not topic or topic == ALL_EVENTS or " " in topic:
-        raise ValueError(f"Not a usable event type: {topic!r}")
-    EVENT_TYPES[topic] = description
-
-
-def event_type_choices() -> list[tuple[str, str]]:
-    """(topic, label) pairs for a form: every known topic, all events first."""
-    return [(ALL_EVENTS, _("All events")), *sorted(EVENT_TYPES.items())]
-
-
-# --- Webhook endpoints -------------------------------------------------------
-
-
-def _refused_address(host: str) -> bool:
+def is_refused_host(host: str) -> bool:
     """True when `host` is, or resolves to, an address inside our own network.
 
     Resolving can only make a URL safe for the moment it is checked (DNS can
@@ -99,7 +60,7 @@ def clean_webhook_url(url: str) -> str:
         raise ValidationError(_("Enter a valid web address."))
     if parts.username or parts.password:
         raise ValidationError(_("Do not put a user name or password in the address."))
-    if not settings.WEBHOOKS_ALLOW_PRIVATE_URLS and _refused_address(host):
+    if not settings.WEBHOOKS_ALLOW_PRIVATE_URLS and is_refused_host(host):
         raise ValidationError(
             _(
                 "This address is not reachable from the internet (a local, "
@@ -203,3 +164,17 @@ def deactivate_webhook_endpoint(
         endpoint.is_active = False
         endpoint.save(update_fields=["is_active"])
     return endpoint
+
+
+@transaction.atomic
+def send_test_event(*, endpoint: WebhookEndpoint, acting_user=None) -> OutboxEvent:
+    """Emit a `webhook.test` event that goes to this endpoint only."""
+    return emit_event(
+        shop=endpoint.shop,
+        topic=TEST_TOPIC,
+        payload={
+            "endpoint_id": endpoint.pk,
+            "message": "This is a test event from Regulars.",
+            "requested_by": acting_user.get_username() if acting_user else None,
+        },
+    )

@@ -1,0 +1,136 @@
+"""The transactional outbox: write the event with the change, hand it over later.
+
+`on_commit(delay)` alone would lose the event when the broker is away or the
+process dies right after the commit; here the row is the record of the work,
+the post-commit hand-over is only the fast path, and the relay is the
+guarantee.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from datetime import timedelta
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from shops.models import OutboxEvent, Shop
+from shops.tenancy import shop_scope
+
+from .registry import EVENT_TYPES, consumers_for
+
+logger = logging.getLogger(__name__)
+
+RELAY_BATCH_SIZE = 500
+# A relayed event still unprocessed after this long was lost on the way (a
+# broker restarted without persistence, a consumer that raised): hand it over
+# again. The consumer's `processed_at` guard makes a duplicate harmless.
+REPUBLISH_AFTER = timedelta(minutes=10)
+
+
+def emit_event(*, shop: Shop, topic: str, payload: dict) -> OutboxEvent:
+    """Record `topic` for `shop` in the caller's transaction.
+
+    Call it inside the service's `transaction.atomic()`: a rollback takes the
+    event with it. After the commit the event is handed to Celery (in-process
+    when no broker is configured); if that fails the relay picks it up.
+    """
+    if topic not in EVENT_TYPES:
+        raise ValueError(
+            f"Unknown event type {topic!r}: register it with register_event_type()."
+        )
+    event = OutboxEvent(shop=shop, topic=topic, payload=payload)
+    event.save()
+    transaction.on_commit(functools.partial(hand_over_event, event.pk), robust=True)
+    return event
+
+
+def _publish(event_id: int) -> None:
+    from shops.tasks import process_outbox_event
+
+    process_outbox_event.delay(event_id)
+
+
+def hand_over_event(event_id: int) -> bool:
+    """The fast path: publish one event now. Never raises; False leaves it pending."""
+    try:
+        _publish(event_id)
+    except Exception as exc:
+        # The caller's change is committed and must not fail because Redis is
+        # away (or, with no broker, because a consumer failed): the row stays
+        # pending and the relay hands it over later.
+        logger.warning("Outbox event %s left for the relay: %r", event_id, exc)
+        return False
+    OutboxEvent.objects.unscoped().filter(pk=event_id, relayed_at=None).update(
+        relayed_at=timezone.now()
+    )
+    return True
+
+
+def relay_outbox(*, batch_size: int = RELAY_BATCH_SIZE) -> int:
+    """Hand up to `batch_size` pending events to Celery, oldest first.
+
+    Stops at the first broker error and leaves the rest pending. Rows locked by
+    another relay are skipped, so two relays never publish the same event.
+    Returns how many events were handed over.
+    """
+    now = timezone.now()
+    handed: list[int] = []
+    with transaction.atomic():
+        # Platform-wide on purpose: one relay serves every shop's outbox in
+        # commit order. It reads only ids and publishes them; the consumer
+        # scopes itself to each event's own shop.
+        pending = list(
+            OutboxEvent.objects.unscoped()
+            .filter(
+                Q(relayed_at=None)
+                | Q(processed_at=None, relayed_at__lt=now - REPUBLISH_AFTER)
+            )
+            .order_by("id")
+            .select_for_update(skip_locked=True)
+            .values_list("pk", flat=True)[:batch_size]
+        )
+        for event_id in pending:
+            try:
+                _publish(event_id)
+            except Exception as exc:
+                logger.warning(
+                    "Outbox relay stopped, %s events left pending: %r",
+                    len(pending) - len(handed),
+                    exc,
+                )
+                break
+            handed.append(event_id)
+        if handed:
+            OutboxEvent.objects.unscoped().filter(pk__in=handed).update(
+                relayed_at=timezone.now()
+            )
+    return len(handed)
+
+
+def process_outbox_event(*, event_id: int) -> bool:
+    """Run the event's consumers once. Returns False when there was nothing to do.
+
+    The row lock makes a second copy of the task wait, then see `processed_at`
+    and stop, so a republished event is not fanned out twice.
+    """
+    with transaction.atomic():
+        # By id from the queue: the row itself names its shop, which then
+        # scopes every consumer.
+        event = (
+            OutboxEvent.objects.unscoped()
+            .select_for_update()
+            .filter(pk=event_id)
+            .first()
+        )
+        if event is None or event.processed_at is not None:
+            return False
+        shop = Shop.objects.get(pk=event.shop_id)
+        with shop_scope(shop):
+            for consumer in consumers_for(event.topic):
+                consumer(event)
+        event.processed_at = timezone.now()
+        event.save(update_fields=["processed_at"])
+    return True
