@@ -1,0 +1,168 @@
+"""`Idempotency-Key` for API writes: a retry gets the first response again.
+
+    class MemberViewSet(ShopScopedViewSet, ...):
+        @idempotent(required=True)
+        def create(self, request, *args, **kwargs): ...
+
+The record is per (shop, key, endpoint "METHOD path") and holds a fingerprint
+of the request body. The record row is inserted first, in the same transaction
+as the handler's writes: a concurrent request with the same key waits on the
+unique index until the first one commits, then replays it. A non-2xx response
+or an exception rolls everything back, so a failed request stores nothing and
+can be retried with the same key.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+from datetime import timedelta
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from rest_framework import status
+from rest_framework.exceptions import APIException
+from rest_framework.response import Response
+
+from shops.models import IdempotencyRecord
+from shops.tenancy import get_current_shop
+
+HEADER = "Idempotency-Key"
+REPLAYED_HEADER = "Idempotent-Replayed"
+MAX_KEY_LENGTH = 255
+# Marks a record whose response is not written yet (never visible to others:
+# it is only ever committed with its final status).
+_IN_PROGRESS = 0
+
+
+class IdempotencyKeyInvalid(APIException):
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_detail = _("The Idempotency-Key header must be 1 to 255 characters.")
+    default_code = "invalid_idempotency_key"
+
+
+class IdempotencyKeyRequired(APIException):
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_detail = _(
+        "This request needs an Idempotency-Key header, so that a retry is safe."
+    )
+    default_code = "idempotency_key_required"
+
+
+class IdempotencyKeyReused(APIException):
+    status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
+    default_detail = _(
+        "This Idempotency-Key was already used with a different request body."
+    )
+    default_code = "idempotency_key_reused"
+
+
+def fingerprint_of(data) -> str:
+    """SHA-256 of the body as canonical JSON (sorted keys, no spaces)."""
+    canonical = json.dumps(
+        data, sort_keys=True, separators=(",", ":"), cls=DjangoJSONEncoder
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def endpoint_of(request) -> str:
+    endpoint = f"{request.method} {request.path}"
+    if len(endpoint) > MAX_KEY_LENGTH:
+        digest = hashlib.sha256(endpoint.encode()).hexdigest()
+        endpoint = f"{request.method} sha256:{digest}"
+    return endpoint
+
+
+def idempotent(handler=None, *, required: bool = False):
+    """Decorate a view's POST handler (`create`, `post`, an `@action`).
+
+    Without the header the handler runs normally, unless `required=True`.
+    The schema documents the header and the 422 for decorated handlers.
+    """
+
+    def decorate(func):
+        @functools.wraps(func)
+        def wrapper(view, request, *args, **kwargs):
+            key = request.headers.get(HEADER)
+            if key is None:
+                if required:
+                    raise IdempotencyKeyRequired()
+                return func(view, request, *args, **kwargs)
+            if not 1 <= len(key) <= MAX_KEY_LENGTH or "\x00" in key:
+                raise IdempotencyKeyInvalid()
+            return _run_once(
+                key=key,
+                request=request,
+                call=lambda: func(view, request, *args, **kwargs),
+            )
+
+        wrapper.idempotency = {"required": required}
+        return wrapper
+
+    if handler is not None:
+        return decorate(handler)
+    return decorate
+
+
+def _run_once(*, key: str, request, call) -> Response:
+    shop = get_current_shop()
+    endpoint = endpoint_of(request)
+    fingerprint = fingerprint_of(request.data)
+    with transaction.atomic():
+        try:
+            # Its own savepoint: a duplicate key leaves the outer transaction usable.
+            with transaction.atomic():
+                record = IdempotencyRecord.objects.create(
+                    shop=shop,
+                    key=key,
+                    endpoint=endpoint,
+                    fingerprint=fingerprint,
+                    status_code=_IN_PROGRESS,
+                )
+        except IntegrityError:
+            # Committed by an earlier (or concurrent, now finished) request.
+            existing = IdempotencyRecord.objects.get(key=key, endpoint=endpoint)
+            return _replay(existing, fingerprint)
+
+        response = call()
+        if status.is_success(response.status_code):
+            record.status_code = response.status_code
+            record.response_body = response.data
+            record.save(update_fields=["status_code", "response_body"])
+        else:
+            # Nothing of a refused request is kept, the record included.
+            transaction.set_rollback(True)
+        return response
+
+
+def _replay(record: IdempotencyRecord, fingerprint: str) -> Response:
+    if record.fingerprint != fingerprint:
+        raise IdempotencyKeyReused()
+    return Response(
+        record.response_body,
+        status=record.status_code,
+        headers={REPLAYED_HEADER: "true"},
+    )
+
+
+def purge_expired_records(*, older_than: timedelta, batch_size: int = 1000) -> int:
+    """Delete every shop's records older than `older_than`; returns how many.
+
+    Platform-wide (called by the beat task), hence `unscoped()`; deletes in
+    batches so that no statement holds many row locks for long.
+    """
+    cutoff = timezone.now() - older_than
+    # Every shop on purpose: expiry is the same rule for all.
+    expired = IdempotencyRecord.objects.unscoped().filter(created_at__lt=cutoff)
+    deleted = 0
+    while True:
+        ids = list(expired.order_by("pk").values_list("pk", flat=True)[:batch_size])
+        if not ids:
+            return deleted
+        count, _per_model = (
+            IdempotencyRecord.objects.unscoped().filter(pk__in=ids).delete()
+        )
+        deleted += count
