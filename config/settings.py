@@ -71,6 +71,8 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     # After authentication: sets the current shop for staff requests.
     "shops.middleware.StaffShopMiddleware",
+    # After it: the active shop's language when the user has not chosen one.
+    "shops.language.ShopLanguageMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"

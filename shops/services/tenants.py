@@ -316,7 +316,9 @@ def add_staff_member(
     try:
         user.full_clean(exclude=["password"])
     except ValidationError as error:
-        errors.update(error.message_dict)
+        renamed = {"first_name": "name"}
+        for field, messages in error.message_dict.items():
+            errors[renamed.get(field, field)] = messages
     if username and User.objects.filter(username__iexact=username).exists():
         errors["username"] = [_("This username is taken. Please choose another.")]
     try:
