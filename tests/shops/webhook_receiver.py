@@ -74,19 +74,21 @@ def tasks_in_process():
 @contextmanager
 def broker_at(url: str):
     """Point the Celery app (publishing side) at another broker for the block."""
-    before = (app.conf.broker_url, app.conf.task_always_eager)
-    app.conf.broker_url = url
+    before = (app.conf.get("broker_write_url"), app.conf.task_always_eager)
+    # The write URL, because CELERY_BROKER_URL in the environment outranks
+    # broker_url in Celery's configuration.
+    app.conf.broker_write_url = url
     app.conf.task_always_eager = False
     _drop_connections()
     try:
         yield
     finally:
-        app.conf.broker_url, app.conf.task_always_eager = before
+        app.conf.broker_write_url, app.conf.task_always_eager = before
         _drop_connections()
 
 
 def _drop_connections():
-    if app._pool is not None:
-        app._pool.force_close_all()
+    # Forget, not close: kombu keeps the pools in a registry and would hand a
+    # closed one back for the same URL.
     app._pool = None
     app.amqp._producer_pool = None
