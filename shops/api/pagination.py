@@ -29,7 +29,9 @@ class IdCursorPagination(CursorPagination):
             cursor = super().decode_cursor(request)
         except NotFound:
             raise InvalidCursor() from None
-        orders_by_id = str(self.ordering).lstrip("-") in ("id", "pk")
+        ordering = self.ordering
+        first = ordering if isinstance(ordering, str) else ordering[0]
+        orders_by_id = first.lstrip("-") in ("id", "pk")
         if orders_by_id and cursor is not None and cursor.position is not None:
             # The position is compared with the id column: anything but a number
             # would make the database refuse the query (a 500).

@@ -63,7 +63,7 @@ def test_malformed_or_unknown_keys_are_401(shop, header):
 
 
 def test_a_wrong_secret_with_a_real_prefix_is_401(shop):
-    key, plain = make_api_key(shop=shop)
+    key, _plain = make_api_key(shop=shop)
     wrong = f"{key.prefix}.{'x' * 32}"
 
     response = client_with(f"Api-Key {wrong}").get("/api/v1/shop")
