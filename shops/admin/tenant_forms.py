@@ -241,7 +241,8 @@ class ApiKeyAddForm(ServiceModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["scope"].initial = ApiKeyScope.READ
+        if "scope" in self.fields:  # Absent on the read-only change page.
+            self.fields["scope"].initial = ApiKeyScope.READ
         self.plain_key = None
 
     def perform(self):
