@@ -1,3 +1,8 @@
 """Admin registrations of the shops app; each module registers its own models."""
 
-from . import platform, tenants  # noqa: F401
+from . import (  # noqa: F401
+    celery_beat,
+    platform,
+    tenants,
+    webhooks,
+)
