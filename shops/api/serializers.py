@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from django.core.validators import RegexValidator
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from shops.models import Shop, Store, WebhookEndpoint
+from shops.services.events import ALL_EVENTS, EVENT_TYPES
 
 
 class ErrorDetailSerializer(serializers.Serializer):
@@ -77,10 +79,16 @@ class WebhookEndpointCreatedSerializer(WebhookEndpointSerializer):
 
 class WebhookEndpointCreateSerializer(serializers.Serializer):
     url = serializers.CharField(
-        max_length=500, help_text=_("The https:// address that receives events.")
+        max_length=500,
+        validators=[
+            RegexValidator(
+                r"^https?://", _("The address must start with https:// or http://.")
+            )
+        ],
+        help_text=_("The https:// address that receives events."),
     )
     events = serializers.ListField(
-        child=serializers.CharField(max_length=100),
+        child=serializers.ChoiceField(choices=[]),
         min_length=1,
         max_length=100,
         help_text=_('Event types to send, e.g. member.created; ["*"] for all.'),
@@ -88,3 +96,8 @@ class WebhookEndpointCreateSerializer(serializers.Serializer):
     description = serializers.CharField(
         max_length=200, required=False, allow_blank=True, default=""
     )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Read per instance: apps register their event types when they load.
+        self.fields["events"].child.choices = [ALL_EVENTS, *sorted(EVENT_TYPES)]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import mixins, status
 from rest_framework.response import Response
 
@@ -34,6 +34,17 @@ class WebhookEndpointViewSet(
         summary="Register an endpoint; the response shows its signing secret once",
         request=WebhookEndpointCreateSerializer,
         responses={201: WebhookEndpointCreatedSerializer},
+        examples=[
+            OpenApiExample(
+                "All events",
+                value={
+                    "url": "https://pos.example.com/regulars-hook",
+                    "events": ["*"],
+                    "description": "Till system",
+                },
+                request_only=True,
+            )
+        ],
     )
     @idempotent
     def create(self, request, *args, **kwargs):
