@@ -273,6 +273,12 @@ UNFOLD = {
     "SITE_SYMBOL": "loyalty",
     "SHOW_LANGUAGES": True,
     "SHOW_HISTORY": True,
+    # "View site" goes to the welcome page; the site menu links the API docs.
+    "SITE_URL": "/",
+    "SITE_DROPDOWN": [
+        {"icon": "home", "title": _("Welcome page"), "link": "/"},
+        {"icon": "api", "title": _("API documentation"), "link": "/api/docs/"},
+    ],
 }
 
 LOGGING = {

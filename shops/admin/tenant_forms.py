@@ -135,7 +135,7 @@ def _store_field():
         # Empty until __init__ sets the active shop's stores (scoped, per request).
         queryset=Store.objects.unscoped().none(),
         required=False,
-        label=_("limited to stores"),
+        label=_("Limited to stores"),
         help_text=_("Leave empty for every store."),
         widget=UnfoldAdminCheckboxSelectMultipleWidget,
     )
@@ -143,22 +143,22 @@ def _store_field():
 
 class StaffAddForm(ServiceModelForm):
     username = forms.CharField(
-        label=_("username"),
+        label=_("Username"),
         max_length=150,
         help_text=_("What they type to log in. Letters, digits and @ . + - _ only."),
         widget=UnfoldAdminTextInputWidget,
     )
     name = forms.CharField(
-        label=_("name"),
+        label=_("Name"),
         max_length=150,
         required=False,
         widget=UnfoldAdminTextInputWidget,
     )
     email = forms.EmailField(
-        label=_("email"), required=False, widget=UnfoldAdminEmailInputWidget
+        label=_("Email"), required=False, widget=UnfoldAdminEmailInputWidget
     )
     password = forms.CharField(
-        label=_("password"),
+        label=_("Password"),
         strip=False,
         widget=UnfoldAdminPasswordWidget(attrs={"autocomplete": "new-password"}),
         help_text=_("At least 8 characters, not too common, not only digits."),
@@ -223,7 +223,7 @@ class StaffChangeForm(ServiceModelForm):
 
 class ApiKeyAddForm(ServiceModelForm):
     expires_at = forms.SplitDateTimeField(
-        label=_("expires"),
+        label=_("Expires"),
         required=False,
         help_text=_("Optional. After this time the key stops working."),
         widget=UnfoldAdminSplitDateTimeWidget,
@@ -232,7 +232,7 @@ class ApiKeyAddForm(ServiceModelForm):
     class Meta:
         model = ApiKey
         fields = ("name", "scope")
-        labels = {"name": _("name")}
+        labels = {"name": _("Name")}
         help_texts = {
             "name": _("Where the key is used, e.g. the till or the web shop."),
             "scope": _("Read only, or read and write (members, purchases, points)."),

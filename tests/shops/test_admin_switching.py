@@ -10,6 +10,13 @@ from tests.factories import MembershipFactory, ShopFactory, StoreFactory, UserFa
 
 pytestmark = pytest.mark.django_db
 
+
+@pytest.fixture(autouse=True)
+def english(client):
+    """Assertions read English: the shops' default language is Chinese."""
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
+
+
 STORES = reverse("admin:shops_store_changelist")
 SWITCH = reverse("switch_shop")
 
@@ -135,6 +142,7 @@ def test_without_a_chosen_language_the_shops_default_applies(client, shop):
     shop.save()
     owner = MembershipFactory(shop=shop, role=Role.OWNER, user__is_staff=True)
     client.force_login(owner.user)
+    del client.cookies[settings.LANGUAGE_COOKIE_NAME]
 
     chinese = client.get(STORES, HTTP_ACCEPT_LANGUAGE="en").content.decode()
     client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
@@ -142,3 +150,10 @@ def test_without_a_chosen_language_the_shops_default_applies(client, shop):
 
     assert "注销" in chinese
     assert "Log out" in english
+
+
+def test_the_login_page_offers_languages_and_sign_up(client):
+    page = client.get(reverse("admin:login")).content.decode()
+
+    assert reverse("set_language") in page
+    assert reverse("signup") in page

@@ -1,6 +1,7 @@
 """The tenant admins: what each role may see and do, and shop isolation."""
 
 import pytest
+from django.conf import settings
 from django.contrib.messages import get_messages
 from django.urls import reverse
 
@@ -10,6 +11,13 @@ from shops.tenancy import shop_scope
 from tests.factories import MembershipFactory, StoreFactory, make_api_key
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def english(client):
+    """Assertions read English: the shops' default language is Chinese."""
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
+
 
 STRONG = "teapot-Lantern-42"
 
@@ -350,3 +358,16 @@ def test_users_and_groups_are_for_the_platform_only(staff_client):
 
     assert client.get(reverse("admin:shops_user_changelist")).status_code == 403
     assert client.get(reverse("admin:auth_group_changelist")).status_code == 403
+
+
+def test_revoke_from_the_key_page_asks_first_then_revokes(staff_client, shop):
+    api_key, plain = make_api_key(shop=shop, name="Till")
+    client = staff_client(Role.OWNER)
+    url = reverse("admin:shops_apikey_revoke_key", args=[api_key.pk])
+
+    asking = client.get(url)
+    assert ApiKey.unscoped_keyring.is_valid(plain)
+    client.post(url)
+
+    assert "cannot be undone" in asking.content.decode()
+    assert not ApiKey.unscoped_keyring.is_valid(plain)
