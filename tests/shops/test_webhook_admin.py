@@ -74,6 +74,7 @@ def test_the_change_page_shows_the_secret_read_only_and_recent_attempts(
         secret_before = endpoint.secret
 
         page = client.get(url("webhookendpoint_change", endpoint.pk))
+        listing = client.get(url("webhookendpoint_changelist"))
         client.post(
             url("webhookendpoint_change", endpoint.pk),
             {
@@ -88,6 +89,8 @@ def test_the_change_page_shows_the_secret_read_only_and_recent_attempts(
     assert endpoint.secret in html
     assert 'name="secret"' not in html
     assert "HTTP 500" in html
+    assert url("webhookendpoint_send_test_event", endpoint.pk) in html
+    assert "Retrying" in listing.content.decode()  # the last delivery's status
     endpoint.refresh_from_db()
     assert endpoint.secret == secret_before
 
