@@ -8,7 +8,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from shops.models import Shop, Store, WebhookEndpoint
-from shops.services.events import ALL_EVENTS, EVENT_TYPES
+from shops.services.events import event_type_choices
 
 
 class ErrorDetailSerializer(serializers.Serializer):
@@ -100,4 +100,4 @@ class WebhookEndpointCreateSerializer(serializers.Serializer):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         # Read per instance: apps register their event types when they load.
-        self.fields["events"].child.choices = [ALL_EVENTS, *sorted(EVENT_TYPES)]
+        self.fields["events"].child.choices = event_type_choices()
