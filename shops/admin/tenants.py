@@ -151,7 +151,12 @@ class StaffMembershipAdmin(ServiceSavedAdmin, ShopScopedAdmin):
     )
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("user")
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("user")
+            .prefetch_related("stores")
+        )
 
     def get_fieldsets(self, request, obj=None):
         return self.add_fieldsets if obj is None else self.fieldsets
