@@ -26,7 +26,7 @@ UNSET = ("DJANGO_SETTINGS_MODULE",)
 
 def manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     base = {k: v for k, v in os.environ.items() if k not in UNSET}
-    return subprocess.run(  # noqa: S603 (our interpreter, fixed arguments)
+    return subprocess.run(
         [sys.executable, str(settings.BASE_DIR / "manage.py"), *args],
         env={**base, **env},
         cwd=settings.BASE_DIR,

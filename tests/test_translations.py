@@ -1,5 +1,9 @@
 """The Simplified Chinese catalogue is complete and its compiled .mo is current."""
 
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import polib
@@ -46,4 +50,45 @@ def test_compiled_catalogue_matches_the_source(catalogue):
 
     assert pairs(compiled) == pairs(catalogue.translated_entries()), (
         "locale/zh_Hans/LC_MESSAGES/django.mo is stale: run `make translations`"
+    )
+
+
+@pytest.mark.skipif(
+    shutil.which("xgettext") is None,
+    reason="needs GNU gettext (xgettext) to extract the strings from the code",
+)
+def test_the_catalogue_has_every_string_of_the_code(catalogue, tmp_path):
+    # Extract into a copy of the tracked sources, so the working tree is untouched.
+    tracked = subprocess.run(
+        ["git", "ls-files", "-z"],
+        cwd=settings.BASE_DIR,
+        capture_output=True,
+        check=True,
+    ).stdout.split(b"\0")
+    for name in filter(None, (n.decode() for n in tracked)):
+        source = Path(settings.BASE_DIR) / name
+        if source.is_file():
+            target = tmp_path / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+    subprocess.run(
+        [
+            *(sys.executable, "manage.py", "makemessages", "-l", "zh_Hans"),
+            *("--no-obsolete", "--ignore=bench", "--ignore=tests", "-v0"),
+        ],
+        cwd=tmp_path,
+        check=True,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings"},
+    )
+    extracted = polib.pofile(str(tmp_path / PO.relative_to(settings.BASE_DIR)))
+
+    def keys(po):
+        return {(e.msgctxt, e.msgid) for e in po if not e.obsolete}
+
+    assert keys(extracted) - keys(catalogue) == set(), (
+        "strings missing from the zh-Hans catalogue: run `make messages`, "
+        "translate them and `make translations`"
+    )
+    assert keys(catalogue) - keys(extracted) == set(), (
+        "the zh-Hans catalogue has strings the code no longer uses"
     )

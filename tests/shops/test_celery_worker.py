@@ -46,7 +46,7 @@ def start_worker() -> subprocess.Popen:
     if connection.settings_dict.get("PASSWORD"):
         env["PGPASSWORD"] = connection.settings_dict["PASSWORD"]
     celery = Path(sys.executable).with_name("celery")
-    return subprocess.Popen(  # noqa: S603
+    return subprocess.Popen(
         [str(celery), "-A", "config", "worker", "--pool=solo", "--loglevel=WARNING"],
         cwd=ROOT,
         env=env,
