@@ -2,6 +2,7 @@
 read deliveries; another shop's endpoint is a 404."""
 
 import pytest
+from django.conf import settings
 from django.contrib.messages import get_messages
 from django.urls import reverse
 
@@ -19,6 +20,8 @@ def staff_client(client, shop):
     def login(role=Role.OWNER):
         membership = MembershipFactory(shop=shop, role=role, user__is_staff=True)
         client.force_login(membership.user)
+        # The shop's default language is Chinese; these tests read English.
+        client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
         return client
 
     return login
