@@ -44,6 +44,25 @@ def _with_shop_validation(form_class, request):
     return ShopScopedForm
 
 
+class SuperuserOnly:
+    """Platform models (users, schedules): superusers only, whatever the shop."""
+
+    def has_module_permission(self, request):
+        return request.user.is_active and request.user.is_superuser
+
+    def has_view_permission(self, request, obj=None):
+        return self.has_module_permission(request)
+
+    def has_add_permission(self, request, *args):
+        return self.has_module_permission(request)
+
+    def has_change_permission(self, request, obj=None):
+        return self.has_module_permission(request)
+
+    def has_delete_permission(self, request, obj=None):
+        return self.has_module_permission(request)
+
+
 class RolePermissions:
     """Permissions from the role in the active shop, not Django's model perms."""
 

@@ -17,21 +17,11 @@ from unfold.forms import AdminPasswordChangeForm, UserChangeForm, UserCreationFo
 
 from shops.models import User
 
+from .base import SuperuserOnly
+
 for model in (APIKey, Group):
     if admin.site.is_registered(model):
         admin.site.unregister(model)
-
-
-class SuperuserOnly:
-    def has_module_permission(self, request):
-        return request.user.is_active and request.user.is_superuser
-
-    def has_view_permission(self, request, obj=None):
-        return request.user.is_active and request.user.is_superuser
-
-    has_add_permission = has_change_permission = has_delete_permission = (
-        has_view_permission
-    )
 
 
 @admin.register(User)
