@@ -18,6 +18,13 @@ class ScopedApiKeyManager(ShopScopedManager, BaseAPIKeyManager):
     """The current shop's keys, with the library's key generation."""
 
 
+class ApiKeyring(BaseAPIKeyManager):
+    """Every shop's keys, for authentication only; reads the key's shop with it."""
+
+    def get_usable_keys(self):
+        return super().get_usable_keys().select_related("shop")
+
+
 class ApiKey(TenantModel, AbstractAPIKey):
     """An integrator's key: hashed at rest, shown once, per shop, read or write.
 
@@ -39,7 +46,7 @@ class ApiKey(TenantModel, AbstractAPIKey):
 
     objects = ScopedApiKeyManager()
     # Authentication looks a key up before any shop is known: the only unscoped use.
-    unscoped_keyring = BaseAPIKeyManager()
+    unscoped_keyring = ApiKeyring()
 
     class Meta(TenantModel.Meta, AbstractAPIKey.Meta):
         ordering = ["-created"]
