@@ -1,0 +1,3 @@
+"""API of the members app: members."""
+
+api_urlpatterns: list = []

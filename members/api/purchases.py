@@ -1,0 +1,3 @@
+"""API of the members app: purchases."""
+
+api_urlpatterns: list = []

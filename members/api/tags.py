@@ -1,0 +1,3 @@
+"""API of the members app: tags."""
+
+api_urlpatterns: list = []

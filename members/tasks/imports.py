@@ -1,0 +1,3 @@
+"""Tasks of the members app: imports."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""Tasks of the members app: tags."""
+
+__all__: list[str] = []
