@@ -283,6 +283,8 @@ UNFOLD = {
         {"icon": "home", "title": _("Welcome page"), "link": "/"},
         {"icon": "api", "title": _("API documentation"), "link": "/api/docs/"},
     ],
+    # The sidebar lists every app the staff member's role may open.
+    "SIDEBAR": {"show_search": True, "show_all_applications": True},
 }
 
 LOGGING = {
