@@ -7,10 +7,18 @@ PostgreSQL `test_<name>`, dropped at the end), or in-memory SQLite by default.
 
     .venv/bin/python bench/run.py            # every benchmark
     .venv/bin/python bench/run.py api_auth   # the ones whose name contains it
+
+Sizes of the members benchmarks (also from the environment, see README.md):
+    --full                 the issue's sizes: 1M members, 10M purchases
+    --scale F              a fraction of those (BENCH_SCALE, default 0.02)
+    --members N, --purchases M   exact sizes (BENCH_MEMBERS, BENCH_PURCHASES)
+    --keep-data            keep the generated data for the next run
+                           (BENCH_KEEP_DATA=1); reused when sizes match
 """
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import os
 import sys
@@ -22,7 +30,31 @@ sys.path[:0] = [str(HERE.parent), str(HERE)]
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 
+def parse(argv: list[str]) -> list[str]:
+    """Options become environment variables, which the benchmarks read."""
+    parser = argparse.ArgumentParser(prog="bench/run.py")
+    parser.add_argument("names", nargs="*")
+    parser.add_argument("--full", action="store_true")
+    parser.add_argument("--scale", type=float)
+    parser.add_argument("--members", type=int)
+    parser.add_argument("--purchases", type=int)
+    parser.add_argument("--keep-data", action="store_true")
+    args = parser.parse_args(argv)
+    if args.full:
+        os.environ["BENCH_SCALE"] = "1"
+    if args.scale is not None:
+        os.environ["BENCH_SCALE"] = str(args.scale)
+    if args.members is not None:
+        os.environ["BENCH_MEMBERS"] = str(args.members)
+    if args.purchases is not None:
+        os.environ["BENCH_PURCHASES"] = str(args.purchases)
+    if args.keep_data:
+        os.environ["BENCH_KEEP_DATA"] = "1"
+    return args.names
+
+
 def main(argv: list[str]) -> int:
+    wanted = parse(argv[1:])
     import django
 
     django.setup()
@@ -30,7 +62,6 @@ def main(argv: list[str]) -> int:
     from django.db import connection
     from django.test.utils import setup_test_environment, teardown_test_environment
 
-    wanted = argv[1:]
     names = [
         path.stem
         for path in sorted(HERE.glob("bench_*.py"))
@@ -43,7 +74,11 @@ def main(argv: list[str]) -> int:
     # debug=False: Django would otherwise keep every query in memory.
     setup_test_environment(debug=False)
     old_name = connection.settings_dict["NAME"]
-    connection.creation.create_test_db(verbosity=0, autoclobber=True)
+    import harness
+
+    connection.creation.create_test_db(
+        verbosity=0, autoclobber=True, **harness._create_db_kwargs()
+    )
     print(f"Benchmarks on {connection.vendor} (throw-away database)")
     try:
         for name in names:
@@ -52,6 +87,7 @@ def main(argv: list[str]) -> int:
             importlib.import_module(name).main()
             print(f"\n({name} took {time.perf_counter() - started:.1f} s)")
     finally:
+        harness.drop_data_databases()
         connection.creation.destroy_test_db(old_name, verbosity=0)
         teardown_test_environment()
     return 0
