@@ -186,7 +186,7 @@ def libpq_env() -> dict[str, str]:
 _data_databases: dict[str, bool] = {}  # name -> keep
 
 
-def _create_db_kwargs() -> dict:
+def create_db_kwargs() -> dict:
     # Django < 6 serializes the whole database into memory unless told not to:
     # with ten million purchases that alone would take minutes.
     params = inspect.signature(connection.creation.create_test_db).parameters
@@ -213,7 +213,7 @@ def data_database(label: str):
     reuse = keep_data() or name in _data_databases
     try:
         connection.creation.create_test_db(
-            verbosity=0, autoclobber=True, keepdb=reuse, **_create_db_kwargs()
+            verbosity=0, autoclobber=True, keepdb=reuse, **create_db_kwargs()
         )
     finally:
         test_settings["NAME"] = old_test_name

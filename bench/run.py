@@ -77,7 +77,7 @@ def main(argv: list[str]) -> int:
     import harness
 
     connection.creation.create_test_db(
-        verbosity=0, autoclobber=True, **harness._create_db_kwargs()
+        verbosity=0, autoclobber=True, **harness.create_db_kwargs()
     )
     print(f"Benchmarks on {connection.vendor} (throw-away database)")
     try:
