@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
@@ -256,6 +257,11 @@ CELERY_BEAT_SCHEDULE = {
     "purge-idempotency-records": {
         "task": "shops.tasks.purge_idempotency_records",
         "schedule": timedelta(hours=6),
+    },
+    # Nightly for China's shops (19:30 UTC is 03:30 in Asia/Shanghai); safe to re-run.
+    "apply-tag-rules": {
+        "task": "members.apply_tag_rules_everywhere",
+        "schedule": crontab(hour=19, minute=30),
     },
 }
 

@@ -17,3 +17,4 @@ def register() -> None:
     register_event_type(
         PURCHASE_REFUNDED, _("A purchase was refunded, fully or in part")
     )
+    __import__("members.tasks.tags").tasks.tags.register_tag_consumers()
