@@ -29,7 +29,7 @@ from .endpoints import (
     send_test_event,
     update_webhook_endpoint,
 )
-from .outbox import emit_event, process_outbox_event, relay_outbox
+from .outbox import emit_event, emit_events, process_outbox_event, relay_outbox
 from .registry import (
     ALL_EVENTS,
     EVENT_TYPES,
@@ -48,6 +48,7 @@ __all__ = [
     "clean_webhook_url",
     "deactivate_webhook_endpoint",
     "emit_event",
+    "emit_events",
     "enqueue_due_deliveries",
     "event_body",
     "event_type_choices",
