@@ -13,6 +13,7 @@ never removed by rules, and a hand-added row stays "by hand".
 
 from .bulk import add_tag, move_tag, remove_tag
 from .core import (
+    clean_tag,
     create_tag,
     delete_tag,
     tag_member,
@@ -33,6 +34,7 @@ __all__ = [
     "add_tag",
     "apply_tag_rules",
     "clean_rule_params",
+    "clean_tag",
     "create_tag",
     "create_tag_rule",
     "delete_tag",

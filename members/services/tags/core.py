@@ -24,7 +24,7 @@ TAG_ADDED, TAG_REMOVED = "tag_added", "tag_removed"
 # Tags ------------------------------------------------------------------------
 
 
-def _clean_tag(*, shop: Shop, name: str, color: str, exclude_pk=None) -> str:
+def clean_tag(*, shop: Shop, name: str, color: str, exclude_pk=None) -> str:
     name = (name or "").strip()
     errors = {}
     if not name:
@@ -51,7 +51,7 @@ def create_tag(
     description: str = "",
     acting_user=None,
 ) -> Tag:
-    name = _clean_tag(shop=shop, name=name, color=color)
+    name = clean_tag(shop=shop, name=name, color=color)
     return Tag.objects.create(
         shop=shop, name=name, color=color.lower(), description=description or ""
     )
@@ -67,7 +67,7 @@ def update_tag(
     acting_user=None,
 ) -> Tag:
     """Rename, recolour or re-describe a tag."""
-    name = _clean_tag(
+    name = clean_tag(
         shop=tag.shop,
         name=tag.name if name is None else name,
         color=tag.color if color is None else color,
