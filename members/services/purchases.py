@@ -133,6 +133,11 @@ def money(value, *, field: str, minimum: Decimal = Decimal(0)) -> Decimal:
     )
 
 
+def _text_ok(value, max_length: int) -> bool:
+    # PostgreSQL refuses NUL characters in text: a 500 unless refused here.
+    return isinstance(value, str) and len(value) <= max_length and "\x00" not in value
+
+
 def _clean_lines(shop: Shop, lines: Iterable) -> list[PurchaseLine]:
     if isinstance(lines, str | bytes | Mapping) or not isinstance(lines, Iterable):
         raise ValidationError({"lines": _("Send the lines as a list.")})
@@ -148,11 +153,11 @@ def _clean_lines(shop: Shop, lines: Iterable) -> list[PurchaseLine]:
             )
         name = line.get("name")
         sku = line.get("sku") or ""
-        if not isinstance(name, str) or not name.strip() or len(name) > 200:
+        if not _text_ok(name, 200) or not name.strip():
             raise ValidationError(
                 {f"{where}.name": _("Give the item's name (up to 200 characters).")}
             )
-        if not isinstance(sku, str) or len(sku) > 64:
+        if not _text_ok(sku, 64):
             raise ValidationError(
                 {f"{where}.sku": _("The SKU is up to 64 characters.")}
             )
@@ -237,7 +242,7 @@ def record_purchase(
     if member.status == MemberStatus.ERASED:
         raise MemberErased()
     order = external_order_id.strip() if isinstance(external_order_id, str) else ""
-    if not order or len(order) > 64:
+    if not order or len(order) > 64 or "\x00" in order:
         raise ValidationError(
             {"external_order_id": _("Give the order number (up to 64 characters).")}
         )
@@ -275,7 +280,7 @@ def record_purchase(
         raise ValidationError(
             {"occurred_at": _("The time of purchase cannot be in the future.")}
         )
-    if not isinstance(note, str) or len(note) > 200:
+    if not isinstance(note, str) or len(note) > 200 or "\x00" in note:
         raise ValidationError({"note": _("The note is up to 200 characters.")})
     line_rows = _clean_lines(shop, lines)
 
@@ -412,9 +417,9 @@ def refund_purchase(
         if amount <= 0:
             raise ValidationError({"amount": _("The refund must be more than 0.")})
     wanted = _clean_refund_lines(lines) if lines is not None else None
-    if not isinstance(reason, str) or len(reason) > 200:
+    if not _text_ok(reason, 200):
         raise ValidationError({"reason": _("The reason is up to 200 characters.")})
-    if not isinstance(external_refund_id, str) or len(external_refund_id) > 64:
+    if not _text_ok(external_refund_id, 64):
         raise ValidationError(
             {"external_refund_id": _("The refund number is up to 64 characters.")}
         )

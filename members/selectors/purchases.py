@@ -1,0 +1,108 @@
+"""Reads about purchases: the member a purchase is for, staff's store-limited
+lists, a member's latest purchases. Every read runs in the current shop's scope."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.db.models import Prefetch, QuerySet
+from django.utils.translation import gettext_lazy as _
+
+from members.models import Member, Purchase, Refund
+from members.services.purchases import MemberNotFound
+from shops.models import Store
+
+MEMBER_KEYS = ("member_id", "member_code", "member_external_id")
+MAX_ID = 2**63 - 1
+
+
+def member_for_purchase(
+    *,
+    member_id: int | None = None,
+    member_code: str | None = None,
+    member_external_id: str | None = None,
+) -> Member:
+    """The member named by exactly one of id, member code or external id.
+
+    One indexed query (each key is unique in the shop); `MemberNotFound` (404)
+    when none matches, so another shop's member looks like a missing one.
+    """
+    if member_id is not None:
+        if isinstance(member_id, bool) or not isinstance(member_id, int):
+            raise MemberNotFound()
+        if not 0 < member_id <= MAX_ID:
+            raise MemberNotFound()
+        found = Member.objects.filter(pk=member_id)
+    elif member_code is not None:
+        code = member_code.strip().upper() if isinstance(member_code, str) else ""
+        if not code or len(code) > 16 or "\x00" in code:
+            raise MemberNotFound()
+        found = Member.objects.filter(member_code=code)
+    elif member_external_id is not None:
+        given = member_external_id if isinstance(member_external_id, str) else ""
+        if not given or len(given) > 64 or "\x00" in given:
+            raise MemberNotFound()
+        found = Member.objects.filter(external_id=given)
+    else:
+        raise ValidationError(
+            {"member_id": _("Give member_id, member_code or member_external_id.")}
+        )
+    member = found.first()
+    if member is None:
+        raise MemberNotFound()
+    return member
+
+
+def store_by(*, store_id=None, store_code=None) -> Store | None:
+    """The shop's store by id or code; None when neither is given."""
+    if store_id is not None:
+        if isinstance(store_id, bool) or not isinstance(store_id, int):
+            return _no_store("store_id")
+        found = Store.objects.filter(pk=store_id) if 0 < store_id <= MAX_ID else None
+        field = "store_id"
+    elif store_code is not None:
+        ok = isinstance(store_code, str) and len(store_code) <= 32
+        found = (
+            Store.objects.filter(code=store_code)
+            if ok and "\x00" not in store_code
+            else None
+        )
+        field = "store_code"
+    else:
+        return None
+    store = found.first() if found is not None else None
+    return store or _no_store(field)
+
+
+def _no_store(field: str):
+    raise ValidationError({field: _("No such store in this shop.")})
+
+
+def allowed_store_ids(membership) -> list[int] | None:
+    """The stores a staff member is limited to, or None for every store."""
+    if membership is None:
+        return None
+    ids = list(membership.stores.values_list("pk", flat=True))
+    return ids or None
+
+
+def purchases_visible_to(queryset: QuerySet, *, store_ids: list[int] | None):
+    """Limit purchases to some stores (a clerk's); None leaves them all."""
+    if store_ids is None:
+        return queryset
+    return queryset.filter(store_id__in=store_ids)
+
+
+def purchase_with_details(queryset: QuerySet) -> QuerySet:
+    """Member and store joined; lines and refunds (oldest first) prefetched."""
+    return queryset.select_related("member", "store").prefetch_related(
+        "lines", Prefetch("refunds", queryset=Refund.objects.order_by("id"))
+    )
+
+
+def latest_purchases(*, member: Member, store_ids=None, limit: int = 10) -> list:
+    purchases = Purchase.objects.filter(member=member).select_related("store")
+    return list(purchases_visible_to(purchases, store_ids=store_ids)[:limit])
+
+
+def refunds_of(purchase: Purchase) -> list[Refund]:
+    return list(Refund.objects.filter(purchase=purchase).order_by("id"))
