@@ -169,7 +169,8 @@ def test_a_repeated_order_number_returns_the_first_or_is_refused(buy):
     with pytest.raises(OrderExists):
         buy(external_order_id="X-1", amount="11")
 
-    assert again.pk == first.pk and again.replayed
+    assert again.pk == first.pk
+    assert again.replayed
     assert Purchase.objects.count() == 1
 
 
@@ -263,7 +264,8 @@ def test_a_refund_retry_with_the_same_refund_number_returns_the_first(buy, membe
     first = refund_purchase(purchase=done, amount="10", external_refund_id="R-1")
     again = refund_purchase(purchase=done, amount="10", external_refund_id="R-1")
 
-    assert again.pk == first.pk and again.replayed
+    assert again.pk == first.pk
+    assert again.replayed
     assert figures(member)[:2] == (Decimal("90.00"), 1)
     assert len(events("purchase.refunded")) == 1
 
