@@ -211,6 +211,13 @@ SPECTACULAR_SETTINGS = {
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
     "DEFAULT_GENERATOR_CLASS": "shops.api.schema.ShopScopedSchemaGenerator",
+    # Several models have a "source" and a "status": name each set of choices.
+    "ENUM_NAME_OVERRIDES": {
+        "MemberSourceEnum": "members.models.MemberSource",
+        "MemberStatusEnum": "members.models.MemberStatus",
+        "PurchaseStatusEnum": "members.models.PurchaseStatus",
+        "TagSourceEnum": "members.models.TagSource",
+    },
 }
 API_KEY_CUSTOM_HEADER = None
 IDEMPOTENCY_KEEP_DAYS = env.int("IDEMPOTENCY_KEEP_DAYS", default=7)
