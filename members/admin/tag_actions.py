@@ -25,7 +25,8 @@ from shops.admin.base import MANAGERS, role_allows
 def _tag_field(label):
     return forms.ModelChoiceField(
         label=label,
-        queryset=Tag.objects.none(),
+        # Empty at import (no shop yet); the form sets the request's shop's tags.
+        queryset=Tag.objects.unscoped().none(),
         widget=UnfoldAdminSelectWidget,
         empty_label=_("Choose a tag"),
     )
