@@ -211,7 +211,9 @@ class Totals:
         self.skipped += result.skipped
         self.error_rows += len(result.error_rows)
         room = MAX_ERRORS - len(self.errors)
-        self.errors.extend(result.errors[: max(room, 0)])
+        # By row, as the user reads the file (checks run in several passes).
+        in_order = sorted(result.errors, key=lambda error: error["row"])
+        self.errors.extend(in_order[: max(room, 0)])
         self.preview.extend(result.preview[: PREVIEW_ROWS - len(self.preview)])
 
     def save_progress(self, job: ImportJob) -> None:
