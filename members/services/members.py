@@ -22,6 +22,7 @@ from members.codes import next_code
 from members.events import MEMBER_CREATED, MEMBER_UPDATED
 from members.models import (
     ConsentChange,
+    CustomField,
     Gender,
     Member,
     MemberChange,
@@ -199,16 +200,18 @@ def _clean_profile(*, shop: Shop, data: dict, member: Member | None) -> dict:
             for key, messages in exc.message_dict.items():
                 errors.setdefault(key, []).extend(messages)
     if "custom_fields" in data:
-        try:
-            values = data["custom_fields"] or {}
-            merged = {**(member.custom_fields if member else {})}
-            if isinstance(values, dict):
-                merged.update(values)
-                # An emptied value removes the key rather than storing "".
-                merged = {k: v for k, v in merged.items() if _present(v)}
-            cleaned["custom_fields"] = clean_custom_fields(
-                shop=shop, values=merged if isinstance(values, dict) else values
+        values = data["custom_fields"] or {}
+        if isinstance(values, dict):
+            # Given values replace the member's; "" or None clears one. Values
+            # of fields the shop has since deleted are dropped, not refused.
+            defined = set(
+                CustomField.objects.filter(shop=shop).values_list("key", flat=True)
             )
+            existing = member.custom_fields if member else {}
+            values = {k: v for k, v in existing.items() if k in defined} | values
+            values = {k: v for k, v in values.items() if _present(v)}
+        try:
+            cleaned["custom_fields"] = clean_custom_fields(shop=shop, values=values)
         except ValidationError as exc:
             for key, messages in exc.message_dict.items():
                 errors.setdefault(key, []).extend(messages)
@@ -304,7 +307,7 @@ def record_member_change(
         return entry
 
 
-def _record_consent(*, member, field, granted, source, at) -> None:
+def record_consent_change(*, member, field, granted, source, at) -> None:
     ConsentChange(
         shop_id=member.shop_id,
         member=member,
@@ -384,7 +387,7 @@ def register_member(
         _save_guarded(member, shop=shop, values=cleaned, reveal=reveal)
         for field in CONSENT_CHANNELS:
             if cleaned[field]:
-                _record_consent(
+                record_consent_change(
                     member=member,
                     field=field,
                     granted=True,
@@ -484,7 +487,7 @@ def update_member(
         for field in CONSENT_CHANNELS:
             if field in diff:
                 setattr(member, f"{field}_at", now)
-                _record_consent(
+                record_consent_change(
                     member=member,
                     field=field,
                     granted=diff[field][1],
