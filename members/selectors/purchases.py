@@ -106,3 +106,24 @@ def latest_purchases(*, member: Member, store_ids=None, limit: int = 10) -> list
 
 def refunds_of(purchase: Purchase) -> list[Refund]:
     return list(Refund.objects.filter(purchase=purchase).order_by("id"))
+
+
+def member_at_counter(*, shop, text: str) -> Member | None:
+    """The member a clerk means by a member code, a phone number or, when only
+    one member matches, the phone's last four digits. None when unclear."""
+    from members.validation import normalize_phone
+
+    given = (text or "").strip()
+    if not given or "\x00" in given or len(given) > 40:
+        return None
+    by_code = Member.objects.filter(member_code=given.upper()).first()
+    if by_code is not None:
+        return by_code
+    if given.isdigit() and len(given) == 4:
+        matches = list(Member.objects.filter(phone_last4=given)[:2])
+        return matches[0] if len(matches) == 1 else None
+    try:
+        phone = normalize_phone(given, region=shop.country)
+    except ValidationError:
+        return None
+    return Member.objects.filter(phone=phone).first()
