@@ -379,3 +379,25 @@ def test_an_import_never_touches_another_shops_members(shop, other_shop, manager
         theirs.refresh_from_db()
         assert theirs.name == "B"
         assert Member.objects.count() == 1
+
+
+def test_bulk_events_are_one_insert_and_one_relay_run_after_the_commit(
+    shop, django_capture_on_commit_callbacks, django_assert_num_queries, monkeypatch
+):
+    from shops.services.events import emit_events
+
+    kicked = []
+    monkeypatch.setattr(
+        "shops.services.events.outbox.kick_relay", lambda: kicked.append(1)
+    )
+    with (
+        django_capture_on_commit_callbacks(execute=True) as callbacks,
+        django_assert_num_queries(1),
+    ):
+        emit_events(
+            shop=shop, topic="member.created", payloads=[{"id": n} for n in range(5)]
+        )
+
+    assert len(callbacks) == 1
+    assert kicked == [1]
+    assert OutboxEvent.objects.unscoped().filter(shop=shop).count() == 5
