@@ -208,7 +208,8 @@ def data_database(label: str):
     current = connection.settings_dict["NAME"]
     test_settings = connection.settings_dict.setdefault("TEST", {})
     old_test_name = test_settings.get("NAME")
-    name = f"{current}_{label}"
+    # A kept database has its own name, so a casual run never clobbers it.
+    name = f"{current}_{label}" + ("_kept" if keep_data() else "")
     test_settings["NAME"] = name
     reuse = keep_data() or name in _data_databases
     try:

@@ -80,12 +80,17 @@ def main(argv: list[str]) -> int:
         verbosity=0, autoclobber=True, **harness.create_db_kwargs()
     )
     print(f"Benchmarks on {connection.vendor} (throw-away database)")
+    # Other work on the machine skews every figure: say how busy it was.
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"Load average before the run (1, 5, 15 min): {load}; {os.cpu_count()} CPUs")
     try:
         for name in names:
             started = time.perf_counter()
             print(f"\n=== {name}")
             importlib.import_module(name).main()
-            print(f"\n({name} took {time.perf_counter() - started:.1f} s)")
+            load = os.getloadavg()[0]
+            took = time.perf_counter() - started
+            print(f"\n({name} took {took:.1f} s; load average now {load:.2f})")
     finally:
         harness.drop_data_databases()
         connection.creation.destroy_test_db(old_name, verbosity=0)

@@ -1,0 +1,265 @@
+"""`POST /api/v1/purchases` (completed at once) under gunicorn at 8 concurrent
+clients, beside pgbench running the SAME SQL statements at 8 clients.
+
+1. One request runs in-process with its statements captured (after a warm-up,
+   so it is the steady state); they become a pgbench script
+   (`bench/pgbench/purchase.sql`, rewritten each run: a change of the hot
+   path's SQL shows in `git diff`), with the member and the order number as
+   pgbench variables.
+2. pgbench runs that script for T seconds at 8 clients: the database's floor
+   for exactly these round trips.
+3. gunicorn (DEBUG=false, Redis broker DB 12 so the outbox hand-over really
+   publishes, Redis cache for the throttle) serves the same request for T
+   seconds to wrk at 8 connections, each request a new order of a random
+   member of the bench shop.
+
+Targets (issue 3): >= 300 requests/s, p99 < 60 ms, >= 0.12 of pgbench's TPS.
+Needs PostgreSQL, pgbench and wrk (`apt-get install wrk`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from pathlib import Path
+from unittest import mock
+
+from django.db import connection
+from django.test import Client
+from harness import env_int, reproduce, scale, skip_unless_postgres, timing_from_ms
+from http_load import (
+    GUNICORN_ARGS,
+    command_text,
+    flush_bench_redis,
+    gunicorn,
+    have_wrk,
+    run_wrk,
+)
+from members_data import dataset, write_key
+from pgbench_capture import (
+    capture,
+    command_line,
+    run_pgbench,
+    separate_id_ranges,
+    to_pgbench,
+)
+
+from members.models import Member, Purchase
+from shops.models import Store
+
+HERE = Path(__file__).resolve().parent
+SCRIPT = HERE / "pgbench" / "purchase.sql"
+CLIENTS = env_int("BENCH_HTTP_CLIENTS", 8)
+LINES = env_int("BENCH_PURCHASE_LINES", 0)
+SAMPLE = 20_000
+ENDPOINT = "/api/v1/purchases"
+
+
+def seconds() -> int:
+    return env_int("BENCH_HTTP_SECONDS", 20 if scale() >= 1 else 8)
+
+
+def purchase_body(member, order, store) -> dict:
+    """The request a till sends: a completed purchase of one member."""
+    body = {
+        "member_id": member,
+        "external_order_id": order,
+        "amount": "128.00",
+        "discount": "8.00",
+        "store_id": store,
+        "channel": "store",
+    }
+    if LINES:
+        body["lines"] = [
+            {
+                "sku": f"TEA-{n}",
+                "name": "Oolong 100 g",
+                "quantity": "1",
+                "unit_price": "60.00",
+            }
+            for n in range(LINES)
+        ]
+    return body
+
+
+def capture_request(plain: str, member_ids: list[int], store_id: int, run: str):
+    """Run the request in-process a few times; capture the last one."""
+    client = Client()
+    handed_over = []
+    # Publishing to the broker sends no SQL; keep the statements identical to
+    # gunicorn's (which publishes to Redis) without running consumers eagerly.
+    with mock.patch(
+        "shops.services.events.outbox._publish", side_effect=handed_over.append
+    ):
+        for attempt in range(4):
+            order = f"{run}-capture-{attempt}"
+            member = member_ids[attempt]
+            headers = {
+                "authorization": f"Api-Key {plain}",
+                "idempotency-key": order,
+            }
+            body = json.dumps(purchase_body(member, order, store_id))
+            if attempt < 3:
+                response = client.post(
+                    ENDPOINT, body, content_type="application/json", headers=headers
+                )
+                assert response.status_code == 201, response.content
+                continue
+            with capture() as recorded:
+                response = client.post(
+                    ENDPOINT, body, content_type="application/json", headers=headers
+                )
+            assert response.status_code == 201, response.content
+    variables = {member: ":member_id", order: "('pgb-' || :n)"}
+    queries = [s for s in recorded if not isinstance(s, str)]
+    return recorded, variables, len(queries), response
+
+
+def lua_script(plain: str, member_ids: list[int], store_id: int, run: str) -> str:
+    template = json.dumps(purchase_body(987654321987, "ORDERPLACEHOLDER", store_id))
+    template = template.replace("%", "%%")
+    template = template.replace("987654321987", "%d").replace("ORDERPLACEHOLDER", "%s")
+    assert template.index("%d") < template.index("%s")
+    members = ",".join(str(m) for m in member_ids)
+    return f"""
+local members = {{{members}}}
+local fmt = [==[{template}]==]
+local run = "{run}"
+local counter = 0
+-- `tid` is a global set per thread by setup() below (no local: it would hide it)
+local next_tid = 0
+setup = function(thread)
+  next_tid = next_tid + 1
+  thread:set("tid", next_tid)
+end
+init = function(args)
+  math.randomseed(os.time() * 1000 + tid)
+  run = run .. "t" .. tid
+end
+request = function()
+  counter = counter + 1
+  local order = run .. "-" .. counter
+  local member = members[math.random(#members)]
+  local headers = {{
+    ["Authorization"] = "Api-Key {plain}",
+    ["Content-Type"] = "application/json",
+    ["Idempotency-Key"] = order,
+  }}
+  return wrk.format("POST", "{ENDPOINT}", headers, string.format(fmt, member, order))
+end
+"""
+
+
+def main() -> None:
+    if skip_unless_postgres("POST /api/v1/purchases under gunicorn"):
+        return
+    if not have_wrk():
+        print("  skipped: needs wrk (apt-get install wrk)")
+        return
+    with dataset() as shop:
+        run = f"b{int(time.time())}"
+        plain = write_key(shop)
+        store_id = Store.objects.unscoped().filter(shop=shop).first().pk
+        with connection.cursor() as cursor:
+            # TABLESAMPLE: a random sample without sorting a million rows.
+            cursor.execute(
+                f"SELECT id FROM {Member._meta.db_table} TABLESAMPLE SYSTEM (5) "  # noqa: S608
+                "WHERE shop_id = %s AND status = 'active' LIMIT %s",
+                [shop.pk, SAMPLE],
+            )
+            member_ids = [row[0] for row in cursor.fetchall()]
+        random.Random(1).shuffle(member_ids)
+        print(
+            f"  {len(member_ids):,} random members of {shop.slug}; "
+            f"{LINES} purchase lines per request (BENCH_PURCHASE_LINES)"
+        )
+
+        separate_id_ranges()
+        recorded, variables, count, _response = capture_request(
+            plain, member_ids, store_id, run
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT min(id), max(id), count(*) FROM {Member._meta.db_table} "  # noqa: S608
+                "WHERE shop_id = %s",
+                [shop.pk],
+            )
+            member_min, member_max, member_count = cursor.fetchone()
+        if member_max - member_min + 1 != member_count:
+            print("  warning: member ids have gaps; pgbench may pick missing ones")
+        header = (
+            "-- The SQL of one completed POST /api/v1/purchases, captured from the\n"
+            "-- real request by bench/bench_purchases_http.py (rewritten each run).\n"
+            "-- :member_id and :n vary per transaction.\n"
+            "\\set n random(1, 1000000000000000)\n"
+            "\\set member_id random(:member_min, :member_max)\n"
+        )
+        script = to_pgbench(recorded, variables=variables, header=header)
+        SCRIPT.parent.mkdir(exist_ok=True)
+        SCRIPT.write_text(script)
+        shown = SCRIPT.relative_to(HERE.parent)
+        print(f"  captured {count} statements per request -> {shown}")
+        for line in script.splitlines():
+            if not line.startswith("--"):
+                print(f"    {line[:150]}")
+
+        secs = seconds()
+        defines = {"member_min": member_min, "member_max": member_max}
+        connection.close()
+        flush_bench_redis()
+        pg = run_pgbench(SCRIPT, clients=CLIENTS, seconds=secs, defines=defines)
+        pg_timing = timing_from_ms("pgbench", pg.latencies_ms)
+
+        lua = lua_script(plain, member_ids, store_id, run)
+        with gunicorn() as base:
+            # Warm-up: every worker's first requests import and connect.
+            run_wrk(
+                base,
+                lua.replace(f'"{run}"', f'"{run}w"'),
+                connections=CLIENTS,
+                seconds=3,
+            )
+            web = run_wrk(base, lua, connections=CLIENTS, seconds=secs)
+        flush_bench_redis()
+
+        recorded_ok = (
+            Purchase.objects.unscoped()
+            .filter(
+                shop=shop, external_order_id__startswith=f"{run}t", status="completed"
+            )
+            .count()
+        )
+        ratio = web.rps / pg.tps if pg.tps else float("nan")
+        print(
+            f"\nPOST {ENDPOINT} (completed) vs the same SQL in pgbench, "
+            f"{CLIENTS} clients, {secs} s each"
+        )
+        print(f"  {'':34} {'per s':>9} {'p50':>10} {'p99':>10}")
+        print(
+            f"  {'pgbench, same statements':34} {pg.tps:9.1f} "
+            f"{pg_timing.p50 * 1000:7.2f} ms {pg_timing.p99 * 1000:7.2f} ms"
+        )
+        print(
+            f"  {'gunicorn + wrk':34} {web.rps:9.1f} {web.p50_ms:7.2f} ms "
+            f"{web.p99_ms:7.2f} ms"
+        )
+        print(
+            f"  ratio (requests/s over pgbench TPS): {ratio:.3f}  "
+            f"(target >= 0.12); target >= 300 requests/s, p99 < 60 ms"
+        )
+        print(
+            f"  {web.requests:,} responses, {web.non_2xx} not 2xx, "
+            f"{web.socket_errors} socket errors; {recorded_ok:,} completed purchases "
+            f"recorded; pgbench failed transactions: {pg.failed}"
+        )
+        print(f"  server: {GUNICORN_ARGS}")
+        print(f"  reproduce server: {command_text()}")
+        print(
+            "  reproduce baseline: "
+            + command_line(SCRIPT, clients=CLIENTS, seconds=secs, defines=defines)
+        )
+        reproduce("purchases_http")
+        if os.environ.get("BENCH_VERBOSE"):
+            print(pg.output, web.output)
