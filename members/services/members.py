@@ -425,7 +425,10 @@ def find_or_register_by_phone(
     the same member: the unique constraint decides, the loser reads the winner.
     """
     with shop_scope(shop):
-        normalized = normalize_phone(phone, region=shop.country)
+        try:
+            normalized = normalize_phone(phone, region=shop.country)
+        except ValidationError as exc:
+            raise ValidationError({"phone": exc.messages}) from exc
         existing = Member.objects.filter(shop=shop, phone=normalized).first()
         if existing is not None:
             return existing, False
