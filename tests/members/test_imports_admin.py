@@ -11,6 +11,7 @@ from shops.models import Role
 from shops.tenancy import shop_scope
 from tests.factories import MembershipFactory
 from tests.members.test_imports import new_job
+from tests.shops.webhook_receiver import tasks_in_process
 
 pytestmark = pytest.mark.django_db
 
@@ -54,6 +55,15 @@ def mapping_post(job, **extra):
 def test_a_manager_uploads_checks_and_imports_a_file(
     staff_client, shop, django_capture_on_commit_callbacks
 ):
+    with tasks_in_process():
+        a_manager_uploads_checks_and_imports_a_file(
+            staff_client, shop, django_capture_on_commit_callbacks
+        )
+
+
+def a_manager_uploads_checks_and_imports_a_file(
+    staff_client, shop, django_capture_on_commit_callbacks
+):
     client = staff_client(Role.MANAGER)
 
     uploaded = client.post(
@@ -67,7 +77,7 @@ def test_a_manager_uploads_checks_and_imports_a_file(
     assert "Check the file (dry run)" in page.text
     assert 'value="phone" selected' in page.text
 
-    # Without a broker the task runs in-process right after the commit.
+    # As without a broker: the task runs in-process right after the commit.
     with django_capture_on_commit_callbacks(execute=True):
         checked = client.post(url("change", job.pk), mapping_post(job))
     assert checked.status_code == 302
