@@ -1,0 +1,114 @@
+"""The member's figures and the purchase events: one UPDATE ... RETURNING each."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from django.db import connection
+from django.db.models import Case, DateTimeField, F, OuterRef, Subquery, Value, When
+from django.db.models.functions import Coalesce, Greatest, Least
+from django.db.models.sql import UpdateQuery
+from django.utils import timezone
+
+from members.events import PURCHASE_COMPLETED
+from members.models import (
+    Member,
+    Purchase,
+)
+from members.models.purchase import COUNTED_STATUSES
+from shops.services.events import emit_event
+
+from .checks import CENT, FIGURES, MemberNotFound
+
+
+def _update_member(member: Member, **values) -> None:
+    """ONE atomic UPDATE of the member's row; its new figures land in `member`.
+
+    Compiled by the ORM (so F()/Least/Greatest and the shop scope apply) with
+    RETURNING appended: the caller gets the committed-to figures without a
+    second round trip. PostgreSQL and SQLite >= 3.35 both support it.
+    """
+    query = Member.objects.filter(pk=member.pk).query.chain(UpdateQuery)
+    query.add_update_values(values)
+    sql, params = query.get_compiler(connection=connection).as_sql()
+    quote = connection.ops.quote_name
+    sql = f"{sql} RETURNING {', '.join(quote(name) for name in FIGURES)}"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        raise MemberNotFound()
+    for name, raw in zip(FIGURES, row, strict=True):
+        value = Member._meta.get_field(name).to_python(raw)
+        if isinstance(value, datetime) and timezone.is_naive(value):
+            value = timezone.make_aware(value, UTC)
+        elif isinstance(value, Decimal):
+            value = value.quantize(CENT)
+        setattr(member, name, value)
+
+
+def _count_purchase(purchase: Purchase) -> None:
+    """The purchase now counts: the member's figures and `purchase.completed`."""
+    at = Value(purchase.occurred_at, output_field=DateTimeField())
+    _update_member(
+        purchase.member,
+        total_spent=F("total_spent") + purchase.paid_amount,
+        order_count=F("order_count") + 1,
+        first_purchase_at=Least(Coalesce(F("first_purchase_at"), at), at),
+        last_purchase_at=Greatest(Coalesce(F("last_purchase_at"), at), at),
+    )
+    emit_event(shop=purchase.shop, topic=PURCHASE_COMPLETED, payload=_payload(purchase))
+
+
+def _uncount_refund(purchase: Purchase, *, amount: Decimal, fully: bool) -> None:
+    values = {"total_spent": F("total_spent") - amount}
+    if fully:
+        # No longer an order. First/last purchase are looked up again only
+        # when this purchase was the first or the last one.
+        values["order_count"] = F("order_count") - 1
+        counted = Purchase.objects.filter(
+            member=OuterRef("pk"), status__in=COUNTED_STATUSES
+        ).values("occurred_at")
+        at = purchase.occurred_at
+        values["first_purchase_at"] = Case(
+            When(
+                first_purchase_at=at,
+                then=Subquery(counted.order_by("occurred_at")[:1]),
+            ),
+            default=F("first_purchase_at"),
+        )
+        values["last_purchase_at"] = Case(
+            When(
+                last_purchase_at=at,
+                then=Subquery(counted.order_by("-occurred_at")[:1]),
+            ),
+            default=F("last_purchase_at"),
+        )
+    _update_member(purchase.member, **values)
+
+
+def _payload(purchase: Purchase) -> dict:
+    member = purchase.member
+    return {
+        "purchase": {
+            "id": purchase.pk,
+            "external_order_id": purchase.external_order_id,
+            "status": purchase.status,
+            "amount": f"{purchase.amount:.2f}",
+            "discount": f"{purchase.discount:.2f}",
+            "paid_amount": f"{purchase.paid_amount:.2f}",
+            "refunded_amount": f"{purchase.refunded_amount:.2f}",
+            "currency": purchase.currency,
+            "channel": purchase.channel,
+            "store_id": purchase.store_id,
+            "occurred_at": purchase.occurred_at.isoformat(),
+        },
+        "member": {
+            "id": member.pk,
+            "member_code": member.member_code,
+            "external_id": member.external_id,
+            "total_spent": f"{member.total_spent:.2f}",
+            "order_count": member.order_count,
+        },
+    }
