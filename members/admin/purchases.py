@@ -39,6 +39,7 @@ from shops.admin.base import (
 )
 from shops.errors import DomainError
 from shops.models import Store
+from shops.tenancy import shop_scope
 
 from .panels import MemberPanel, register_member_panel
 from .purchase_forms import RecordPurchaseForm, RefundForm, form_errors_from
@@ -58,6 +59,8 @@ class StoreListFilter(admin.SimpleListFilter):
     parameter_name = "store"
 
     def lookups(self, request, model_admin):
+        if request.shop is None:  # a superuser's all-shops view
+            return []
         stores = Store.objects.all()
         allowed = allowed_store_ids(getattr(request, "membership", None))
         if allowed is not None:
@@ -156,6 +159,8 @@ class PurchaseAdmin(ShopScopedAdmin):
         term = search_term.strip()
         if not term:
             return queryset, False
+        if request.shop is None:  # a superuser's all-shops view: orders only
+            return queryset.filter(external_order_id=term), False
         member = member_at_counter(shop=request.shop, text=term)
         by_order = queryset.filter(external_order_id=term)
         if member is None:
@@ -378,6 +383,14 @@ def _record_initial(request) -> dict:
 
 
 def _panel_context(request, member) -> dict:
+    if request.shop is None:
+        # A superuser's all-shops view: read in the member's own shop.
+        with shop_scope(member.shop):
+            return _panel_context_in_shop(request, member)
+    return _panel_context_in_shop(request, member)
+
+
+def _panel_context_in_shop(request, member) -> dict:
     store_ids = allowed_store_ids(getattr(request, "membership", None))
     try:
         record_url = reverse("admin:members_purchase_record")

@@ -13,7 +13,7 @@ from members.services.purchases import record_purchase
 from shops.models import Role
 from shops.services.tenants import set_staff_stores
 from shops.tenancy import shop_scope
-from tests.factories import MembershipFactory, StoreFactory
+from tests.factories import MembershipFactory, StoreFactory, UserFactory
 from tests.members.factories import MemberFactory
 
 pytestmark = pytest.mark.django_db
@@ -238,3 +238,16 @@ def test_the_member_page_panel_shows_figures_and_latest_purchases(
     assert shown == ["SEEN"]
     assert panel["context"]["member"].order_count == 2
     assert f"?member={member.pk}" in panel["context"]["record_url"]
+
+
+def test_a_superuser_in_the_all_shops_view_reads_and_searches(client, shop, member):
+    buy(shop, member, "ANY-SHOP")
+    admin_user = UserFactory(is_superuser=True, is_staff=True)
+    client.force_login(admin_user)
+    url = reverse("admin:members_purchase_changelist")
+
+    listing = client.get(url)
+    searched = client.get(url, {"q": "ANY-SHOP"})
+
+    assert listing.status_code == 200
+    assert "ANY-SHOP" in searched.content.decode()
