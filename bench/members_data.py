@@ -85,10 +85,6 @@ def _generate(slug: str, members: int, purchases: int) -> Shop:
         f"{took:.1f} s ({purchases / took:,.0f} purchases/s); target < 300 s "
         f"for 1M + 10M"
     )
-    started = time.perf_counter()
-    with connection.cursor() as cursor:
-        cursor.execute("ANALYZE")
-    print(f"  ANALYZE after generating: {time.perf_counter() - started:.1f} s")
     Shop.objects.filter(pk=shop.pk).update(name=shop.name + COMPLETE)
     shop.refresh_from_db()
     return shop
