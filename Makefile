@@ -24,7 +24,8 @@ help:
 	@echo "make run           install, migrate, load the demo shop, serve http://127.0.0.1:8000"
 	@echo "make test          ruff, makemigrations --check and the whole pytest suite"
 	@echo "make worker|beat   a Celery worker / the Celery beat scheduler"
-	@echo "make bench         the benchmarks in bench/ (ratios against a baseline)"
+	@echo "make bench         the benchmarks in bench/ (ratios against a baseline;"
+	@echo "                   BENCH_ARGS=\"--full --keep-data\" for the issue's sizes)"
 	@echo "make messages      extract strings to locale/ (needs GNU gettext)"
 	@echo "make translations  compile locale/*.po to .mo (pure Python)"
 	@echo "make clean         remove the virtualenv, caches and collected static files"
@@ -68,7 +69,7 @@ beat: $(STAMP)
 	$(BIN)/celery -A config beat -l info
 
 bench: $(STAMP)
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 # For maintainers: needs GNU gettext (xgettext). Translate locale/zh_Hans, then
 # `make translations` and commit both the .po and the .mo.
