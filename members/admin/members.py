@@ -39,7 +39,7 @@ from members.models import (
     Tag,
 )
 from members.selectors.members import search_condition
-from members.services.members import find_or_register_by_phone
+from members.services.members import MemberExists, find_or_register_by_phone
 from members.services.privacy import erase_member, export_member_data
 from shops.admin.base import EVERYONE, MANAGERS, ShopScopedAdmin, role_allows
 from shops.admin.tenant_forms import with_request
@@ -353,6 +353,12 @@ class MemberAdmin(ShopScopedAdmin):
             except ValidationError as error:
                 for field, problems in error.message_dict.items():
                     form.add_error(field if field in form.fields else None, problems)
+            except MemberExists as error:
+                # The phone is new but the email (say) is another member's.
+                form.add_error(
+                    error.field if error.field in form.fields else None,
+                    str(error.message),
+                )
             else:
                 if created:
                     message = gettext("Welcome! %(member)s is now member %(code)s.")

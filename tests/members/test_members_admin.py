@@ -302,3 +302,16 @@ def test_a_manager_adds_a_choice_field_and_must_list_choices(login, shop):
     assert accepted.status_code == 302
     with shop_scope(shop):
         assert CustomField.objects.get().choices == ["green"]
+
+
+def test_the_counter_names_who_has_the_email_already(login, shop):
+    member(shop, email="li@example.com", name="Li Wei")
+
+    response = login(Role.CLERK).post(
+        COUNTER, {"phone": "13900139000", "email": "li@example.com"}
+    )
+
+    assert response.status_code == 200
+    assert "Li Wei" in str(response.context["form"].errors["email"])
+    with shop_scope(shop):
+        assert Member.objects.count() == 1
