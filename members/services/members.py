@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -22,20 +21,13 @@ from members.codes import next_code
 from members.events import MEMBER_CREATED, MEMBER_UPDATED
 from members.models import (
     ConsentChange,
-    CustomField,
-    Gender,
     Member,
     MemberChange,
     MemberSource,
     MemberStatus,
 )
-from members.validation import (
-    clean_custom_fields,
-    normalize_email,
-    normalize_phone,
-    phone_last4,
-    validate_birthday,
-)
+from members.services.member_profile import clean_profile, present
+from members.validation import normalize_phone, phone_last4
 from shops.errors import DomainError
 from shops.models import Shop, Store
 from shops.services.events import emit_event
@@ -107,117 +99,6 @@ FIELD_WORDS = {
     "email": _("email address"),
     "external_id": _("external ID"),
 }
-
-
-def _present(value: Any) -> bool:
-    return value not in (None, "")
-
-
-def _clean_choice(value: str, choices, field: str) -> str:
-    value = (value or "").strip()
-    if value not in {c[0] for c in choices}:
-        raise ValidationError(
-            {field: _("“%(value)s” is not an option.") % {"value": value}}
-        )
-    return value
-
-
-def _clean_profile(*, shop: Shop, data: dict, member: Member | None) -> dict:
-    """`data` checked and normalised; errors keyed by field, all at once."""
-    errors: dict[str, list] = {}
-    cleaned: dict[str, Any] = {}
-
-    def check(field, func):
-        try:
-            cleaned[field] = func(data[field])
-        except ValidationError as exc:
-            errors.setdefault(field, []).extend(exc.messages)
-
-    text_limits = {"name": 100, "notes": 5000, "external_id": 64}
-    for field, limit in text_limits.items():
-        if field in data:
-            value = str(data[field] or "").strip()
-            if len(value) > limit:
-                errors[field] = [
-                    _("Keep this under %(limit)s characters.") % {"limit": limit}
-                ]
-            cleaned[field] = value
-    if "phone" in data:
-        check(
-            "phone",
-            lambda v: normalize_phone(v, region=shop.country) if _present(v) else "",
-        )
-    if "email" in data:
-        check("email", lambda v: normalize_email(v) if _present(v) else "")
-    if "gender" in data:
-        check("gender", lambda v: _clean_choice(v, Gender.choices, "gender"))
-    if "language" in data:
-        languages = [("", ""), *settings.LANGUAGES]
-        check("language", lambda v: _clean_choice(v, languages, "language"))
-    if "source" in data:
-        check("source", lambda v: _clean_choice(v, MemberSource.choices, "source"))
-    if "status" in data:
-        statuses = [c for c in MemberStatus.choices if c[0] != MemberStatus.ERASED]
-        check("status", lambda v: _clean_choice(v, statuses, "status"))
-    for field in ("sms_consent", "email_consent"):
-        if field in data:
-            if not isinstance(data[field], bool):
-                errors[field] = [_("Say yes or no.")]
-            cleaned[field] = data[field]
-    if "home_store" in data:
-        store = data["home_store"]
-        if store is not None and (
-            not isinstance(store, Store) or store.shop_id != shop.pk
-        ):
-            errors["home_store"] = [_("Choose one of this shop's stores.")]
-        cleaned["home_store"] = store
-    if "referred_by" in data:
-        referrer = data["referred_by"]
-        if referrer is not None and (
-            not isinstance(referrer, Member)
-            or referrer.shop_id != shop.pk
-            or (member is not None and referrer.pk == member.pk)
-        ):
-            errors["referred_by"] = [_("Choose another member of this shop.")]
-        cleaned["referred_by"] = referrer
-    birthday_keys = {"birthday_month", "birthday_day", "birth_year"}
-    if birthday_keys & data.keys():
-        current = {
-            key: getattr(member, key) if member else None for key in birthday_keys
-        }
-        current.update({k: data[k] for k in birthday_keys if k in data})
-        current = {k: (None if v == "" else v) for k, v in current.items()}
-        try:
-            validate_birthday(
-                month=current["birthday_month"],
-                day=current["birthday_day"],
-                year=current["birth_year"],
-            )
-            for key in birthday_keys:
-                if key in data:
-                    cleaned[key] = None if current[key] is None else int(current[key])
-        except ValidationError as exc:
-            for key, messages in exc.message_dict.items():
-                errors.setdefault(key, []).extend(messages)
-    if "custom_fields" in data:
-        values = data["custom_fields"] or {}
-        if isinstance(values, dict):
-            # Given values replace the member's; "" or None clears one. Values
-            # of fields the shop has since deleted are dropped, not refused.
-            defined = set(
-                CustomField.objects.filter(shop=shop).values_list("key", flat=True)
-            )
-            existing = member.custom_fields if member else {}
-            values = {k: v for k, v in existing.items() if k in defined} | values
-            values = {k: v for k, v in values.items() if _present(v)}
-        try:
-            cleaned["custom_fields"] = clean_custom_fields(shop=shop, values=values)
-        except ValidationError as exc:
-            for key, messages in exc.message_dict.items():
-                errors.setdefault(key, []).extend(messages)
-    if errors:
-        raise ValidationError(errors)
-    return cleaned
 
 
 def find_duplicate(
@@ -368,7 +249,7 @@ def register_member(
         "external_id": external_id,
     }
     with shop_scope(shop), transaction.atomic():
-        cleaned = _clean_profile(shop=shop, data=data, member=None)
+        cleaned = clean_profile(shop=shop, data=data, member=None)
         if not cleaned["phone"] and not cleaned["email"]:
             message = _("Give a phone number or an email address.")
             raise ValidationError({"phone": [message], "email": [message]})
@@ -397,7 +278,7 @@ def register_member(
         initial = {
             k: [None, v]
             for k, v in cleaned.items()
-            if _present(v) and v != {} and v is not False
+            if present(v) and v != {} and v is not False
         }
         record_member_change(
             member=member,
@@ -467,7 +348,7 @@ def update_member(
         member = Member.objects.select_for_update().get(shop=shop, pk=member.pk)
         if member.status == MemberStatus.ERASED:
             raise MemberErased()
-        cleaned = _clean_profile(shop=shop, data=changes, member=member)
+        cleaned = clean_profile(shop=shop, data=changes, member=member)
         diff = {}
         for field, new in cleaned.items():
             old = getattr(member, field)
