@@ -166,13 +166,21 @@ def list_cases(shop) -> dict[str, dict[str, str]]:
 
 
 def list_queryset(shop, params: dict[str, str]):
+    """The first page as the API builds it: the filters, the sort, and for a
+    sort on a field members may lack, only the members who have it."""
+    from members.api.members import NULLABLE_SORTS
     from members.filters import MemberFilter, parse_ordering
 
     data = {k: v for k, v in params.items() if k != "ordering"}
     with shop_scope(shop):
         filtered = MemberFilter(data, queryset=Member.objects.filter(shop=shop))
         assert filtered.is_valid(), filtered.errors
-        return filtered.qs.order_by(*parse_ordering(params.get("ordering")))[:PAGE]
+        ordering = parse_ordering(params.get("ordering"))
+        queryset = filtered.qs
+        first = ordering[0].lstrip("-")
+        if first in NULLABLE_SORTS:
+            queryset = queryset.filter(**{f"{first}__isnull": False})
+        return queryset.order_by(*ordering)[:PAGE]
 
 
 def api_list_available(client: Client, headers: dict) -> bool:
@@ -197,7 +205,7 @@ def bench_list(shop) -> None:
 
         contenders = {
             "bare SQL (the same statement)": lambda sql=sql: bare(sql),
-            "MemberFilter + ordering, first page": selector_call,
+            "MemberFilter + ordering as the API does": selector_call,
         }
         if with_api:
 
