@@ -468,10 +468,13 @@ WHERE shop_id = %(shop)s AND id BETWEEN %(first)s AND %(last)s
 
 
 def ensure_stores(shop: Shop, count: int | None) -> list[Store]:
-    """The shop's active stores, with branches added until there are `count`."""
+    """The shop's active stores, with branches added until there are `count`
+    (at least one: purchases in store need a store)."""
     from shops.services import tenants
 
     found = list(Store.objects.unscoped().filter(shop=shop, is_active=True))
+    if not found:
+        count = max(count or 1, 1)
     taken = {store.code for store in Store.objects.unscoped().filter(shop=shop)}
     number = 0
     while count is not None and len(found) < count:
