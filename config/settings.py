@@ -162,6 +162,10 @@ WHITENOISE_USE_FINDERS = DEBUG
 EMAIL_BACKEND = env(
     "EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend"
 )
+# SMS (one-time codes now; campaigns later): a class with send(*, shop, to, text).
+SMS_BACKEND = env(
+    "SMS_BACKEND", default="members.services.verification.ConsoleSmsBackend"
+)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="Regulars <noreply@localhost>")
 
 # Security: taken from the environment so that production passes `check --deploy`.

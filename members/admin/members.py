@@ -38,6 +38,7 @@ from members.services.privacy import erase_member, export_member_data
 from shops.admin.base import EVERYONE, MANAGERS, ShopScopedAdmin, role_allows
 from shops.admin.tenant_forms import with_request
 
+from .imports import ExportActionsMixin
 from .member_filters import BirthdayMonthFilter, DayRangeFilter, StoreFilter, TagFilter
 from .member_forms import (
     CUSTOM_PREFIX,
@@ -53,7 +54,7 @@ TIMELINE_LENGTH = 50
 
 
 @admin.register(Member)
-class MemberAdmin(ShopScopedAdmin):
+class MemberAdmin(ExportActionsMixin, ShopScopedAdmin):
     form = MemberForm
     add_roles = EVERYONE
     change_roles = MANAGERS
@@ -102,7 +103,7 @@ class MemberAdmin(ShopScopedAdmin):
     show_full_result_count = False
     list_per_page = 50
     actions = [*TAG_ACTIONS]
-    actions_list = ("counter",)
+    actions_list = ("counter", "export_list")
     actions_detail = ("export_data", "erase_data")
     change_form_outer_after_template = "admin/members/member/after_form.html"
     readonly_fields = (

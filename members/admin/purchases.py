@@ -41,6 +41,7 @@ from shops.errors import DomainError
 from shops.models import Store
 from shops.tenancy import shop_scope
 
+from .imports import ExportActionsMixin
 from .panels import MemberPanel, register_member_panel
 from .purchase_forms import RecordPurchaseForm, RefundForm, form_errors_from
 
@@ -101,7 +102,7 @@ class RefundInline(ReadOnlyInline):
 
 
 @admin.register(Purchase)
-class PurchaseAdmin(ShopScopedAdmin):
+class PurchaseAdmin(ExportActionsMixin, ShopScopedAdmin):
     view_roles = add_roles = EVERYONE
     change_roles = delete_roles = frozenset()
     list_display = (
@@ -144,7 +145,8 @@ class PurchaseAdmin(ShopScopedAdmin):
     readonly_fields = fields
     inlines = (PurchaseLineInline, RefundInline)
     actions_detail = ("complete_detail", "refund_detail", "cancel_detail")
-    actions_list = ("record_list",)
+    actions_list = ("record_list", "export_list")
+    export_url_name = "admin:members_export_purchases"
 
     def get_queryset(self, request):
         queryset = super().get_queryset(request).select_related("member", "store")
