@@ -34,7 +34,7 @@ def test_an_owner_signs_up_adds_a_store_and_creates_an_api_key(live_server, page
     page.goto(f"{live_server.url}/admin/shops/apikey/add/")
     page.fill("input[name=name]", "Till 1")
     page.click("button[name=_save]")
-    assert "Copy it now" in page.content()
+    page.wait_for_selector("text=Copy it now")
 
     shop = Shop.objects.get(slug="lotus-bakery")
     with shop_scope(shop):
