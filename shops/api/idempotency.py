@@ -5,11 +5,13 @@
         def create(self, request, *args, **kwargs): ...
 
 The record is per (shop, key, endpoint "METHOD path") and holds a fingerprint
-of the request body. The record row is inserted first, in the same transaction
-as the handler's writes: a concurrent request with the same key waits on the
-unique index until the first one commits, then replays it. A non-2xx response
-or an exception rolls everything back, so a failed request stores nothing and
-can be retried with the same key.
+of the request body. A known key is replayed without running the handler;
+otherwise the handler runs and its response is recorded last, in the same
+transaction as its writes (two statements on the happy path: the lookup and
+the insert). A concurrent request with the same key waits on the unique index
+until the first one commits, then fails, rolls its work back and replays the
+first. A non-2xx response or an exception rolls everything back, so a failed
+request stores nothing and can be retried with the same key.
 """
 
 from __future__ import annotations
@@ -33,9 +35,6 @@ from shops.tenancy import get_current_shop
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
 MAX_KEY_LENGTH = 255
-# Marks a record whose response is not written yet (never visible to others:
-# it is only ever committed with its final status).
-_IN_PROGRESS = 0
 
 
 class IdempotencyKeyInvalid(APIException):
@@ -111,31 +110,43 @@ def _run_once(*, key: str, request, call) -> Response:
     shop = get_current_shop()
     endpoint = endpoint_of(request)
     fingerprint = fingerprint_of(request.data)
-    with transaction.atomic():
-        try:
-            # Its own savepoint: a duplicate key leaves the outer transaction usable.
-            with transaction.atomic():
-                record = IdempotencyRecord.objects.create(
+    existing = _recorded(key=key, endpoint=endpoint)
+    if existing is not None:
+        return _replay(existing, fingerprint)
+    try:
+        with transaction.atomic():
+            response = call()
+            if status.is_success(response.status_code):
+                # Written last, in the handler's transaction: a concurrent request
+                # with the same key waits here on the unique index until this one
+                # commits, then fails and replays it (its own work rolled back).
+                IdempotencyRecord.objects.create(
                     shop=shop,
                     key=key,
                     endpoint=endpoint,
                     fingerprint=fingerprint,
-                    status_code=_IN_PROGRESS,
+                    status_code=response.status_code,
+                    response_body=response.data,
                 )
-        except IntegrityError:
-            # Committed by an earlier (or concurrent, now finished) request.
-            existing = IdempotencyRecord.objects.get(key=key, endpoint=endpoint)
+            else:
+                # Nothing of a refused request is kept.
+                transaction.set_rollback(True)
+    except IntegrityError:
+        existing = _recorded(key=key, endpoint=endpoint)
+        if existing is None:
+            raise
+        return _replay(existing, fingerprint)
+    if not status.is_success(response.status_code):
+        # Refused because a concurrent request with this key got there first
+        # (e.g. the same order number)? Then answer as that request did.
+        existing = _recorded(key=key, endpoint=endpoint)
+        if existing is not None:
             return _replay(existing, fingerprint)
+    return response
 
-        response = call()
-        if status.is_success(response.status_code):
-            record.status_code = response.status_code
-            record.response_body = response.data
-            record.save(update_fields=["status_code", "response_body"])
-        else:
-            # Nothing of a refused request is kept, the record included.
-            transaction.set_rollback(True)
-        return response
+
+def _recorded(*, key: str, endpoint: str) -> IdempotencyRecord | None:
+    return IdempotencyRecord.objects.filter(key=key, endpoint=endpoint).first()
 
 
 def _replay(record: IdempotencyRecord, fingerprint: str) -> Response:
