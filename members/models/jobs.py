@@ -33,9 +33,9 @@ class ImportJob(TenantModel):
     )
     total_rows = models.PositiveIntegerField(_("rows"), default=0)
     processed_rows = models.PositiveIntegerField(_("rows done"), default=0)
-    created_count = models.PositiveIntegerField(_("created"), default=0)
-    updated_count = models.PositiveIntegerField(_("updated"), default=0)
-    skipped_count = models.PositiveIntegerField(_("skipped"), default=0)
+    created_count = models.PositiveIntegerField(_("rows created"), default=0)
+    updated_count = models.PositiveIntegerField(_("rows updated"), default=0)
+    skipped_count = models.PositiveIntegerField(_("rows skipped"), default=0)
     error_count = models.PositiveIntegerField(_("rows with errors"), default=0)
     # [{"row": 3, "column": "phone", "message": "..."}], capped; the full list is
     # downloadable as CSV.
