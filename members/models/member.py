@@ -78,6 +78,8 @@ class Member(TenantModel):
         blank=True,
         related_name="+",
         verbose_name=_("home store"),
+        # Served by a shop-led composite index.
+        db_index=False,
     )
     source = models.CharField(
         _("source"), max_length=10, choices=MemberSource.choices, default="counter"
@@ -89,6 +91,8 @@ class Member(TenantModel):
         blank=True,
         related_name="referrals",
         verbose_name=_("referred by"),
+        # Served by a shop-led composite index.
+        db_index=False,
     )
     status = models.CharField(
         _("status"), max_length=10, choices=MemberStatus.choices, default="active"
@@ -215,6 +219,8 @@ class MemberChange(TenantModel):
         on_delete=models.CASCADE,
         related_name="changes",
         verbose_name=_("member"),
+        # Served by a shop-led composite index.
+        db_index=False,
     )
     at = models.DateTimeField(_("time"), default=timezone.now)
     actor = models.ForeignKey(
@@ -245,7 +251,12 @@ class ConsentChange(TenantModel):
     """Every change of a member's consent to marketing, for the record."""
 
     member = models.ForeignKey(
-        Member, on_delete=models.CASCADE, related_name="+", verbose_name=_("member")
+        Member,
+        on_delete=models.CASCADE,
+        related_name="+",
+        verbose_name=_("member"),
+        # Served by a shop-led composite index.
+        db_index=False,
     )
     channel = models.CharField(_("channel"), max_length=10)  # "sms" or "email"
     granted = models.BooleanField(_("granted"))

@@ -42,6 +42,8 @@ class Purchase(TenantModel):
         on_delete=models.PROTECT,
         related_name="purchases",
         verbose_name=_("member"),
+        # Served by a shop-led composite index.
+        db_index=False,
     )
     store = models.ForeignKey(
         Store,
@@ -50,6 +52,8 @@ class Purchase(TenantModel):
         blank=True,
         related_name="+",
         verbose_name=_("store"),
+        # Served by a shop-led composite index.
+        db_index=False,
     )
     external_order_id = models.CharField(_("order number"), max_length=64)
     amount = models.DecimalField(_("amount"), max_digits=12, decimal_places=2)
@@ -131,6 +135,8 @@ class PurchaseLine(TenantModel):
         on_delete=models.CASCADE,
         related_name="lines",
         verbose_name=_("purchase"),
+        # Served by a shop-led composite index.
+        db_index=False,
     )
     sku = models.CharField(_("SKU"), max_length=64, blank=True)
     name = models.CharField(_("item"), max_length=200)
@@ -162,6 +168,8 @@ class Refund(TenantModel):
         on_delete=models.CASCADE,
         related_name="refunds",
         verbose_name=_("purchase"),
+        # Served by a shop-led composite index.
+        db_index=False,
     )
     amount = models.DecimalField(_("amount"), max_digits=12, decimal_places=2)
     reason = models.CharField(_("reason"), max_length=200, blank=True)

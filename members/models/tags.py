@@ -41,9 +41,16 @@ class MemberTag(TenantModel):
         on_delete=models.CASCADE,
         related_name="member_tags",
         verbose_name=_("member"),
+        # Served by the unique (shop, member, tag).
+        db_index=False,
     )
     tag = models.ForeignKey(
-        Tag, on_delete=models.CASCADE, related_name="member_tags", verbose_name=_("tag")
+        Tag,
+        on_delete=models.CASCADE,
+        related_name="member_tags",
+        verbose_name=_("tag"),
+        # Served by the shop-led (shop, tag, member) index.
+        db_index=False,
     )
     source = models.CharField(
         _("source"), max_length=8, choices=TagSource.choices, default="manual"
