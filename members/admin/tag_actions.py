@@ -80,7 +80,7 @@ def _run(modeladmin, request, queryset, *, form_class, title, intro, perform):
     )
 
 
-@admin.action(description=_("Add tag…"))
+@admin.action(description=_("Add tag…"), permissions=["change"])
 def add_tag_to_members(modeladmin, request, queryset):
     def perform(request, members, data):
         count = services.add_tag(
@@ -106,7 +106,7 @@ def add_tag_to_members(modeladmin, request, queryset):
     )
 
 
-@admin.action(description=_("Remove tag…"))
+@admin.action(description=_("Remove tag…"), permissions=["change"])
 def remove_tag_from_members(modeladmin, request, queryset):
     def perform(request, members, data):
         count = services.remove_tag(
@@ -135,7 +135,7 @@ def remove_tag_from_members(modeladmin, request, queryset):
     )
 
 
-@admin.action(description=_("Move from one tag to another…"))
+@admin.action(description=_("Move from one tag to another…"), permissions=["change"])
 def move_members_between_tags(modeladmin, request, queryset):
     def perform(request, members, data):
         count = services.move_tag(

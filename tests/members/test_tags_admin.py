@@ -154,3 +154,20 @@ def test_the_member_page_urls_refuse_another_shops_member(client, shop, other_sh
 
     assert (wrong_member.status_code, wrong_tag.status_code) == (404, 404)
     assert not MemberTag.objects.unscoped().exists()
+
+
+def test_a_clerk_is_not_offered_the_bulk_tag_actions(client, shop):
+    from django.conf import settings
+    from django.urls import reverse
+
+    from shops.models import Role
+    from tests.factories import MembershipFactory
+
+    for role, offered in ((Role.CLERK, False), (Role.MANAGER, True)):
+        membership = MembershipFactory(shop=shop, role=role, user__is_staff=True)
+        client.force_login(membership.user)
+        client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
+
+        page = client.get(reverse("admin:members_member_changelist")).content.decode()
+
+        assert ('value="add_tag_to_members"' in page) is offered
