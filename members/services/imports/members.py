@@ -1,6 +1,7 @@
 """Importing members: each row checked with the same validation as registration,
 then written a chunk at a time in bulk (member codes reserved in one block,
-members, audit lines and consent records inserted together, events in bulk).
+members, audit lines, consent records and events inserted together, by COPY on
+PostgreSQL: see copying.py).
 
 A row matches an existing member by phone, email, external ID or member code.
 A match is skipped or updated, as the user chose; a row matching two different
@@ -9,10 +10,12 @@ members, or repeating an earlier row of the file, is an error.
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -33,10 +36,11 @@ from members.validation import (
     phone_last4,
     validate_birthday,
 )
-from shops.models import Store
-from shops.services.events import emit_events
+from shops.models import OutboxEvent, Store
+from shops.services.events import outbox
 
 from .base import ChunkResult, RowImporter
+from .copying import insert_rows
 from .fields import (
     CUSTOM_PREFIX,
     MEMBER_KEYS,
@@ -72,6 +76,11 @@ class MemberImporter(RowImporter):
     key_fields = MEMBER_KEYS
 
     def setup(self) -> None:
+        self.member_defaults = {
+            f.attname: f.get_default()
+            for f in Member._meta.concrete_fields
+            if not f.primary_key
+        }
         self.region = self.shop.country
         self.custom = {cf.key: cf for cf in CustomField.objects.filter(shop=self.shop)}
         self.stores: dict[str, int] = {}
@@ -236,6 +245,7 @@ class MemberImporter(RowImporter):
 
     def write(self, to_create, changed) -> None:
         now = timezone.now()
+        shop_id, actor_id = self.shop.pk, getattr(self.acting_user, "pk", None)
         new_codes = iter(
             codes.next_codes(
                 shop=self.shop,
@@ -244,46 +254,50 @@ class MemberImporter(RowImporter):
             if any(not d.get("member_code") for _n, d in to_create)
             else []
         )
-        members = []
+        # Rows of column values, not model instances: on PostgreSQL they go
+        # straight into COPY (see copying.py), which keeps a large import fast.
+        rows = []
         for _number, data in to_create:
-            fields = {k: v for k, v in data.items() if k not in CONSENT_CHANNELS}
-            member = Member(
-                shop=self.shop,
+            row = {**self.member_defaults, "custom_fields": {}}
+            row.update((k, v) for k, v in data.items() if k not in CONSENT_CHANNELS)
+            row.update(
+                shop_id=shop_id,
                 source=MemberSource.IMPORT,
-                joined_at=fields.pop("joined_at", now),
-                **fields,
+                joined_at=data.get("joined_at", now),
+                created_at=now,
+                updated_at=now,
             )
-            if not member.member_code:
-                member.member_code = next(new_codes)
-            member.phone_last4 = phone_last4(member.phone) if member.phone else ""
+            if not row["member_code"]:
+                row["member_code"] = next(new_codes)
+            row["phone_last4"] = phone_last4(row["phone"]) if row["phone"] else ""
             for field in CONSENT_CHANNELS:
                 if field in data:
-                    setattr(member, field, data[field])
-                    setattr(member, f"{field}_at", now)
-            members.append(member)
-        Member.objects.bulk_create(members, batch_size=1000)
+                    row[field] = data[field]
+                    row[f"{field}_at"] = now
+            rows.append(row)
+        ids = insert_rows(Member, rows, with_ids=True)
         changes = [
-            MemberChange(
-                shop=self.shop,
-                member=member,
-                at=now,
-                actor=self.acting_user,
-                actor_label=self.actor_label,
-                action="imported",
-                changes={k: [None, _jsonable(v)] for k, v in data.items()},
-            )
-            for member, (_n, data) in zip(members, to_create, strict=True)
+            {
+                "shop_id": shop_id,
+                "member_id": member_id,
+                "at": now,
+                "actor_id": actor_id,
+                "actor_label": self.actor_label,
+                "action": "imported",
+                "changes": {k: [None, _jsonable(v)] for k, v in data.items()},
+            }
+            for member_id, (_n, data) in zip(ids, to_create, strict=True)
         ]
         consents = [
-            ConsentChange(
-                shop=self.shop,
-                member=member,
-                channel=channel,
-                granted=data[field],
-                source="import",
-                at=now,
-            )
-            for member, (_n, data) in zip(members, to_create, strict=True)
+            {
+                "shop_id": shop_id,
+                "member_id": member_id,
+                "channel": channel,
+                "granted": data[field],
+                "source": "import",
+                "at": now,
+            }
+            for member_id, (_n, data) in zip(ids, to_create, strict=True)
             for field, channel in CONSENT_CHANNELS.items()
             if field in data
         ]
@@ -299,43 +313,61 @@ class MemberImporter(RowImporter):
                         setattr(member, f"{field}_at", now)
                         fields.add(f"{field}_at")
                         consents.append(
-                            ConsentChange(
-                                shop=self.shop,
-                                member=member,
-                                channel=channel,
-                                granted=diff[field][1],
-                                source="import",
-                                at=now,
-                            )
+                            {
+                                "shop_id": shop_id,
+                                "member_id": member.pk,
+                                "channel": channel,
+                                "granted": diff[field][1],
+                                "source": "import",
+                                "at": now,
+                            }
                         )
                 changes.append(
-                    MemberChange(
-                        shop=self.shop,
-                        member=member,
-                        at=now,
-                        actor=self.acting_user,
-                        actor_label=self.actor_label,
-                        action="updated",
-                        changes=diff,
-                    )
+                    {
+                        "shop_id": shop_id,
+                        "member_id": member.pk,
+                        "at": now,
+                        "actor_id": actor_id,
+                        "actor_label": self.actor_label,
+                        "action": "updated",
+                        "changes": diff,
+                    }
                 )
             Member.objects.bulk_update(updated, sorted(fields), batch_size=500)
-        MemberChange.objects.bulk_create(changes, batch_size=1000)
-        ConsentChange.objects.bulk_create(consents, batch_size=1000)
+        insert_rows(MemberChange, changes)
+        insert_rows(ConsentChange, consents)
         from members.services.members import member_payload
 
         # One event per member, as registration sends, so that an integrator
-        # mirroring the member list stays complete; inserted in bulk and
-        # handed to the queue by one relay run per chunk.
-        emit_events(
-            shop=self.shop,
-            topic=MEMBER_CREATED,
-            payloads=[member_payload(m) for m in members],
+        # mirroring the member list stays complete; written in bulk (as
+        # emit_events does) and handed to the queue by one relay run per chunk.
+        self.emit(
+            MEMBER_CREATED,
+            [
+                member_payload(SimpleNamespace(pk=member_id, **row))
+                for member_id, row in zip(ids, rows, strict=True)
+            ],
+            now=now,
         )
-        emit_events(
-            shop=self.shop,
-            topic=MEMBER_UPDATED,
-            payloads=[
-                {**member_payload(m), "changed": sorted(d)} for _n, m, d in changed
+        self.emit(
+            MEMBER_UPDATED,
+            [{**member_payload(m), "changed": sorted(d)} for _n, m, d in changed],
+            now=now,
+        )
+
+    def emit(self, topic: str, payloads: list[dict], *, now) -> None:
+        if not payloads:
+            return
+        insert_rows(
+            OutboxEvent,
+            [
+                {
+                    "shop_id": self.shop.pk,
+                    "topic": topic,
+                    "payload": p,
+                    "created_at": now,
+                }
+                for p in payloads
             ],
         )
+        transaction.on_commit(outbox.kick_relay, robust=True)
