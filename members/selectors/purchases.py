@@ -10,6 +10,8 @@ from django.utils.translation import gettext_lazy as _
 from members.models import Member, Purchase, Refund
 from members.services.purchases import MemberNotFound
 from shops.models import Store
+from shops.rawsql import fetch_one
+from shops.tenancy import get_current_shop
 
 MEMBER_KEYS = ("member_id", "member_code", "member_external_id")
 MAX_ID = 2**63 - 1
@@ -31,22 +33,27 @@ def member_for_purchase(
             raise MemberNotFound()
         if not 0 < member_id <= MAX_ID:
             raise MemberNotFound()
-        found = Member.objects.filter(pk=member_id)
+        found = ("id", member_id)
     elif member_code is not None:
         code = member_code.strip().upper() if isinstance(member_code, str) else ""
         if not code or len(code) > 16 or "\x00" in code:
             raise MemberNotFound()
-        found = Member.objects.filter(member_code=code)
+        found = ("member_code", code)
     elif member_external_id is not None:
         given = member_external_id if isinstance(member_external_id, str) else ""
         if not given or len(given) > 64 or "\x00" in given:
             raise MemberNotFound()
-        found = Member.objects.filter(external_id=given)
+        found = ("external_id", given)
     else:
         raise ValidationError(
             {"member_id": _("Give member_id, member_code or member_external_id.")}
         )
-    member = found.first()
+    column, value = found
+    # Raw SQL (the POS's hot path, see shops.rawsql) is outside the tenancy
+    # guard: the current shop's id is named here explicitly.
+    member = fetch_one(
+        Member, f"shop_id = %s AND {column} = %s", [get_current_shop().pk, value]
+    )
     if member is None:
         raise MemberNotFound()
     return member
@@ -57,19 +64,21 @@ def store_by(*, store_id=None, store_code=None) -> Store | None:
     if store_id is not None:
         if isinstance(store_id, bool) or not isinstance(store_id, int):
             return _no_store("store_id")
-        found = Store.objects.filter(pk=store_id) if 0 < store_id <= MAX_ID else None
+        found = ("id", store_id) if 0 < store_id <= MAX_ID else None
         field = "store_id"
     elif store_code is not None:
         ok = isinstance(store_code, str) and len(store_code) <= 32
-        found = (
-            Store.objects.filter(code=store_code)
-            if ok and "\x00" not in store_code
-            else None
-        )
+        found = ("code", store_code) if ok and "\x00" not in store_code else None
         field = "store_code"
     else:
         return None
-    store = found.first() if found is not None else None
+    store = None
+    if found is not None:
+        column, value = found
+        # Raw SQL (hot path): the current shop's id is named explicitly.
+        store = fetch_one(
+            Store, f"shop_id = %s AND {column} = %s", [get_current_shop().pk, value]
+        )
     return store or _no_store(field)
 
 

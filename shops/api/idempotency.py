@@ -20,9 +20,10 @@ import functools
 import hashlib
 import json
 from datetime import timedelta
+from typing import NamedTuple
 
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from rest_framework import status
@@ -120,13 +121,12 @@ def _run_once(*, key: str, request, call) -> Response:
                 # Written last, in the handler's transaction: a concurrent request
                 # with the same key waits here on the unique index until this one
                 # commits, then fails and replays it (its own work rolled back).
-                IdempotencyRecord.objects.create(
+                _record(
                     shop=shop,
                     key=key,
                     endpoint=endpoint,
                     fingerprint=fingerprint,
-                    status_code=response.status_code,
-                    response_body=response.data,
+                    response=response,
                 )
             else:
                 # Nothing of a refused request is kept.
@@ -145,11 +145,47 @@ def _run_once(*, key: str, request, call) -> Response:
     return response
 
 
-def _recorded(*, key: str, endpoint: str) -> IdempotencyRecord | None:
-    return IdempotencyRecord.objects.filter(key=key, endpoint=endpoint).first()
+class _Recorded(NamedTuple):
+    fingerprint: str
+    status_code: int
+    response_body: object
 
 
-def _replay(record: IdempotencyRecord, fingerprint: str) -> Response:
+# Both statements run on every API write, so they are written by hand (an ORM
+# query costs more to compile than to run). Raw SQL is outside the tenancy
+# guard: each one names the current shop's id explicitly.
+_SELECT_RECORD = (
+    'SELECT "fingerprint", "status_code", "response_body" '
+    'FROM "shops_idempotencyrecord" '
+    'WHERE "shop_id" = %s AND "key" = %s AND "endpoint" = %s'
+)
+_INSERT_RECORD = (
+    'INSERT INTO "shops_idempotencyrecord" ("shop_id", "key", "endpoint", '
+    '"fingerprint", "status_code", "response_body", "created_at") '
+    "VALUES (%s, %s, %s, %s, %s, %s, %s)"
+)
+
+
+def _recorded(*, key: str, endpoint: str) -> _Recorded | None:
+    with connection.cursor() as cursor:
+        cursor.execute(_SELECT_RECORD, [get_current_shop().pk, key, endpoint])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    field = IdempotencyRecord._meta.get_field("response_body")
+    return _Recorded(row[0], row[1], field.from_db_value(row[2], None, connection))
+
+
+def _record(*, shop, key: str, endpoint: str, fingerprint: str, response) -> None:
+    field = IdempotencyRecord._meta.get_field("response_body")
+    params = [shop.pk, key, endpoint, fingerprint, response.status_code]
+    params.append(field.get_db_prep_save(response.data, connection))
+    params.append(connection.ops.adapt_datetimefield_value(timezone.now()))
+    with connection.cursor() as cursor:
+        cursor.execute(_INSERT_RECORD, params)
+
+
+def _replay(record: _Recorded, fingerprint: str) -> Response:
     if record.fingerprint != fingerprint:
         raise IdempotencyKeyReused()
     return Response(

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -121,7 +121,9 @@ def record_purchase(
     )
     # Read before the transaction: a refusal here leaves a caller's
     # transaction usable.
-    existing = Purchase.objects.filter(external_order_id=order).first()
+    existing = None
+    if _order_recorded(shop, order):
+        existing = Purchase.objects.filter(external_order_id=order).first()
     if existing is not None:
         if not _same_content(existing, purchase, line_rows):
             raise OrderExists(
@@ -159,6 +161,22 @@ def record_purchase(
             _("This order number is being recorded by another request; retry it."),
             fields={"external_order_id": [str(OrderExists.default_message)]},
         ) from exc
+
+
+_ORDER_RECORDED = (
+    'SELECT 1 FROM "members_purchase" '
+    'WHERE "shop_id" = %s AND "external_order_id" = %s LIMIT 1'
+)
+
+
+def _order_recorded(shop: Shop, order: str) -> bool:
+    """Is this order number taken? Asked on every purchase and nearly always
+    no, so it is written by hand (compiling the ORM query costs more than
+    running it). Raw SQL is outside the tenancy guard: the shop is named here.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(_ORDER_RECORDED, [shop.pk, order])
+        return cursor.fetchone() is not None
 
 
 def _lock(purchase: Purchase) -> Purchase:

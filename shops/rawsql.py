@@ -1,0 +1,61 @@
+"""Hand-written SQL for the API's hot paths, where compiling an ORM query costs
+more than running it.
+
+Raw SQL bypasses the tenancy guard (`ShopScopedManager`): every statement
+written with these helpers MUST filter by the shop's id itself, and says so.
+Rows come back as model instances through the ORM's own converters, so they
+look exactly like what `Model.objects.filter(...).first()` returns.
+"""
+
+from __future__ import annotations
+
+from django.db import connection
+from django.db.models.sql import Query
+
+_SELECTS: dict[type, str] = {}
+_CONVERTERS: dict[tuple[type, str], dict] = {}
+
+
+def select_from(model) -> str:
+    """`SELECT <every concrete column> FROM <table>`, compiled once per model."""
+    sql = _SELECTS.get(model)
+    if sql is None:
+        quote = connection.ops.quote_name
+        columns = ", ".join(quote(f.column) for f in model._meta.concrete_fields)
+        # Names from the model's own metadata; values are always parameters.
+        sql = f"SELECT {columns} FROM {quote(model._meta.db_table)}"  # noqa: S608
+        _SELECTS[model] = sql
+    return sql
+
+
+def _converters(model) -> dict:
+    key = (model, connection.vendor)
+    converters = _CONVERTERS.get(key)
+    if converters is None:
+        table = model._meta.db_table
+        columns = [f.get_col(table) for f in model._meta.concrete_fields]
+        compiler = Query(model).get_compiler(connection=connection)
+        converters = compiler.get_converters(columns)
+        _CONVERTERS[key] = converters
+    return converters
+
+
+def fetch_one(model, where: str, params: list):
+    """The first row of `select_from(model) WHERE <where>` as an instance, or None.
+
+    `where` must name the shop (`shop_id = %s`): nothing else scopes it.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(f"{select_from(model)} WHERE {where} LIMIT 1", params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    converters = _converters(model)
+    if converters:
+        row = list(row)
+        for pos, (functions, expression) in converters.items():
+            value = row[pos]
+            for function in functions:
+                value = function(value, expression, connection)
+            row[pos] = value
+    return model.from_db(connection.alias, None, row)
