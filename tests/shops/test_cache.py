@@ -1,0 +1,25 @@
+import uuid
+
+import pytest
+from django.conf import settings
+
+from shops.cache import RedisCache
+
+
+@pytest.mark.broker
+def test_the_redis_cache_keeps_one_client_and_still_counts():
+    # Given the Redis cache on the broker's Redis
+    cache = RedisCache(settings.CELERY_BROKER_URL, {"KEY_PREFIX": "t-cache"})
+    key = f"counter-{uuid.uuid4().hex}"
+
+    # When it is written, read and counted several times
+    cache.set(key, 1, 60)
+    cache.incr(key)
+    value = cache.get(key)
+    cache.delete(key)
+
+    # Then the values are right and one Redis client served every call
+    assert value == 2
+    assert cache.get(key) is None
+    client = cache._cache.get_client(write=True)
+    assert cache._cache.get_client(write=True) is client
