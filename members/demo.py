@@ -388,10 +388,14 @@ def load(demo) -> None:
         external_order_id__startswith=ORDER_PREFIX
     ).count()
     demo.summary.append(
-        _("Members:  %(members)s demo members, %(purchases)s purchases (%(new)s new)")
+        _(
+            "Members:  %(members)s demo members (%(new_members)s new), "
+            "%(purchases)s purchases (%(new_purchases)s new)"
+        )
         % {
             "members": f"{total_members:,}",
+            "new_members": f"{added_members:,}",
             "purchases": f"{total_purchases:,}",
-            "new": f"{added_members + len(history) + len(live):,}",
+            "new_purchases": f"{len(history) + len(live):,}",
         }
     )
