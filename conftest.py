@@ -48,3 +48,12 @@ def in_shop(shop):
 @pytest.fixture
 def on_postgres():
     return connection.vendor == "postgresql"
+
+
+@pytest.fixture(autouse=True)
+def _no_relay_requested():
+    """Each test starts with no outbox relay run pending (the flag lives in the
+    cache, which may be a Redis shared by the whole run)."""
+    from shops.services.events.outbox import relay_started
+
+    relay_started()

@@ -88,10 +88,12 @@ def capture_request(plain: str, member_ids: list[int], store_id: int, run: str):
     """Run the request in-process a few times; capture the last one."""
     client = Client()
     handed_over = []
-    # Publishing to the broker sends no SQL; keep the statements identical to
-    # gunicorn's (which publishes to Redis) without running consumers eagerly.
+    # Asking the broker for a relay run sends no SQL; keep the statements
+    # identical to gunicorn's (which queues it in Redis, for a worker) without
+    # running the relay and its consumers eagerly in this process.
     with mock.patch(
-        "shops.services.events.outbox._publish", side_effect=handed_over.append
+        "shops.services.events.outbox.kick_relay",
+        side_effect=lambda: handed_over.append(1) or True,
     ):
         for attempt in range(4):
             order = f"{run}-capture-{attempt}"

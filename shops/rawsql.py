@@ -59,3 +59,54 @@ def fetch_one(model, where: str, params: list):
                 value = function(value, expression, connection)
             row[pos] = value
     return model.from_db(connection.alias, None, row)
+
+
+_INSERTS: dict[tuple, tuple[str, list]] = {}
+
+
+def insert(instance, *, unless_exists: tuple[str, ...] = ()) -> bool:
+    """INSERT `instance` (a new row) in one statement, as `save(force_insert=True)`
+    would, without compiling the ORM's INSERT each time; sets its primary key.
+
+    `unless_exists` names the columns of a unique constraint: a row that
+    already holds those values (or one being inserted by a concurrent
+    transaction, once it commits) makes this a no-op returning False
+    (`ON CONFLICT ... DO NOTHING`), without aborting the transaction.
+
+    Field defaults and `auto_now_add` apply as in `save()`. No signals are sent
+    and no validation runs: for hot paths whose service checked everything. The
+    row's shop is the instance's own `shop_id` (the caller names it).
+    """
+    model = type(instance)
+    key = (model, connection.vendor, unless_exists)
+    cached = _INSERTS.get(key)
+    if cached is None:
+        quote = connection.ops.quote_name
+        fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+        pk = model._meta.pk
+        names = ", ".join(quote(f.column) for f in fields)
+        marks = ", ".join(["%s"] * len(fields))
+        # Names from the model's own metadata; values are always parameters.
+        conflict = ""
+        if unless_exists:
+            target = ", ".join(quote(column) for column in unless_exists)
+            conflict = f" ON CONFLICT ({target}) DO NOTHING"
+        sql = (
+            f"INSERT INTO {quote(model._meta.db_table)} ({names}) "  # noqa: S608
+            f"VALUES ({marks}){conflict} RETURNING {quote(pk.column)}"
+        )
+        cached = _INSERTS[key] = (sql, fields)
+    sql, fields = cached
+    params = [
+        f.get_db_prep_save(f.pre_save(instance, True), connection=connection)
+        for f in fields
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return False
+    instance.pk = row[0]
+    instance._state.adding = False
+    instance._state.db = connection.alias
+    return True

@@ -27,6 +27,7 @@ def send_webhook_delivery(delivery_id: int) -> str | None:
 @shared_task
 def relay_outbox() -> int:
     """Hand pending outbox events to the queue, batch after batch while full."""
+    events.outbox.relay_started()
     total = 0
     for _ in range(RELAY_MAX_BATCHES):
         relayed = events.relay_outbox()

@@ -201,3 +201,34 @@ def test_two_relays_at_once_never_publish_an_event_twice(shop, monkeypatch):
     assert sorted(published) == sorted(set(published))
     assert len(published) == sum(counts) == 40
     assert not pending().exists()
+
+
+def test_a_burst_of_commits_queues_one_relay_run_until_it_starts(
+    shop, monkeypatch, django_capture_on_commit_callbacks
+):
+    kicked = []
+    monkeypatch.setattr(events.outbox, "kick_relay", lambda: kicked.append(1) or True)
+
+    for _ in range(5):
+        with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+            emit_event(shop=shop, topic="webhook.test", payload={})
+    assert kicked == [1]  # one relay run will read all five
+
+    events.outbox.relay_started()  # the run begins reading: a later commit needs
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        emit_event(shop=shop, topic="webhook.test", payload={})
+    assert kicked == [1, 1]
+
+
+def test_when_the_relay_cannot_be_queued_the_next_commit_tries_again(
+    shop, monkeypatch, django_capture_on_commit_callbacks
+):
+    kicked = []
+    monkeypatch.setattr(events.outbox, "kick_relay", lambda: kicked.append(1) and False)
+
+    for _ in range(2):
+        with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+            emit_event(shop=shop, topic="webhook.test", payload={})
+
+    assert kicked == [1, 1]
+    assert pending(shop).count() == 2  # beat's relay hands them over later
