@@ -26,6 +26,7 @@ from unfold.contrib.filters.admin import (
 )
 from unfold.decorators import action
 
+from members.extensions import MEMBER_LIST_FILTERS
 from members.models import (
     ConsentChange,
     CustomField,
@@ -94,6 +95,11 @@ class MemberAdmin(ExportActionsMixin, ShopScopedAdmin):
         ("total_spent", RangeNumericFilter),
         ("order_count", RangeNumericFilter),
     )
+
+    def get_list_filter(self, request):
+        # Filters of higher apps (tier, points, ...): see members.extensions.
+        return (*super().get_list_filter(request), *MEMBER_LIST_FILTERS)
+
     # The search itself is the selector's (get_search_results); this only
     # turns the search box on.
     search_fields = ("name",)

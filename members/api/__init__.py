@@ -1,9 +1,11 @@
-"""The members app's API: one module per area, each exporting `api_urlpatterns`."""
+"""The members app's API: one module per area, each exporting `api_urlpatterns`.
 
-from . import members, purchases, tags
+`purchases` is routed by the points app (see `PurchaseViewSet.services`).
+"""
+
+from . import members, tags
 
 api_urlpatterns = [
     *members.api_urlpatterns,
-    *purchases.api_urlpatterns,
     *tags.api_urlpatterns,
 ]

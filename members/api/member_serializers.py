@@ -6,6 +6,7 @@ from __future__ import annotations
 from django.conf import settings
 from rest_framework import serializers
 
+from members.extensions import MEMBER_SECTIONS
 from members.models import Gender, Member, MemberChange, MemberSource, MemberStatus
 from shops.api.serializers import ErrorDetailSerializer
 
@@ -50,6 +51,12 @@ class MemberSerializer(serializers.ModelSerializer):
             "erased_at",
         ]
         read_only_fields = fields
+
+    def get_fields(self):
+        fields = super().get_fields()
+        for section in MEMBER_SECTIONS.values():
+            fields[section.name] = section.field()
+        return fields
 
     def get_tags(self, member) -> list[str]:
         # Prefetched by the view (with_tags): no query per member.

@@ -25,6 +25,7 @@ from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from members.extensions import prefetch_sections
 from members.filters import ORDERING_FIELDS, MemberFilter, parse_ordering
 from members.models import Member, MemberChange
 from members.selectors.members import member_code_of, search_members, with_tags
@@ -128,7 +129,7 @@ class MemberViewSet(
     def get_queryset(self):
         queryset = Member.objects.all()  # the key's shop: the scope is set
         if self.action in ("list", "retrieve", "by_code", "partial_update", "erase"):
-            queryset = with_tags(queryset)
+            queryset = prefetch_sections(with_tags(queryset))
         return queryset
 
     def filter_queryset(self, queryset):

@@ -211,6 +211,18 @@ class CustomField(TenantModel):
         return self.label
 
 
+# What staff read on the timeline for each `MemberChange.action`; an action
+# not listed here is shown as it is stored.
+ACTION_LABELS = {
+    "created": _("Joined"),
+    "imported": _("Imported"),
+    "updated": _("Profile changed"),
+    "erased": _("Personal data erased"),
+    "tag_added": _("Tag added"),
+    "tag_removed": _("Tag removed"),
+}
+
+
 class MemberChange(TenantModel):
     """The audit timeline of a member: who changed what, when."""
 
@@ -244,6 +256,21 @@ class MemberChange(TenantModel):
         verbose_name_plural = _("member changes")
         indexes = [
             models.Index(fields=["shop", "member", "-id"], name="members_change_idx")
+        ]
+
+    @property
+    def action_label(self) -> str:
+        return str(ACTION_LABELS.get(self.action, self.action))
+
+    def labelled_changes(self) -> list[tuple[str, object, object]]:
+        """(what staff call the field, old value, new value) for each change."""
+        labels = {
+            field.name: field.verbose_name for field in Member._meta.concrete_fields
+        }
+        labels["tags"] = _("tags")
+        return [
+            (str(labels.get(name, name)), *pair)
+            for name, pair in (self.changes or {}).items()
         ]
 
 

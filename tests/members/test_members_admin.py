@@ -156,7 +156,7 @@ def test_the_member_page_shows_timeline_consent_and_panels(login, shop):
     body = response.content.decode()
     assert response.status_code == 200
     assert 'data-testid="timeline"' in body
-    assert "created" in body
+    assert "Joined" in body
     assert 'data-testid="consent-history"' in body
     assert 'data-panel="tags"' in body
 
@@ -197,6 +197,10 @@ def test_a_manager_edits_through_the_service_and_the_timeline_says_so(login, sho
         change = MemberChange.objects.filter(member=m).first()
     assert change.actor == client.user
     assert set(change.changes) == {"name", "custom_fields", "email_consent"}
+    # Staff read what happened in words, not the stored field keys.
+    body = client.get(page(m.pk)).content.decode()
+    assert "Profile changed" in body
+    assert "name: Li → Li Wei" in body
 
 
 def test_a_bad_edit_shows_the_error_and_changes_nothing(login, shop):

@@ -11,8 +11,8 @@ lose an increment.
 
 The statements of a completed `record_purchase` (the API's hot path):
 
-    SELECT purchase WHERE shop, external_order_id      -- idempotency by order
-    INSERT purchase
+    INSERT purchase ... ON CONFLICT (shop, external_order_id) DO NOTHING
+                                                 -- idempotent by order number
     INSERT purchase lines (one bulk INSERT; none when there are no lines)
     UPDATE member SET total_spent = total_spent + paid, order_count + 1,
         first = LEAST(COALESCE(first, t), t), last = GREATEST(...)
@@ -27,9 +27,9 @@ the member row by its UPDATE: always purchase first, then member.
 Transactions: a caller may wrap any of these with more work (the coming
 `settle_purchase`: tier, points) in ONE transaction. `record_purchase` runs
 in `atomic(savepoint=False)`, so the hot path pays no savepoint round trip
-when wrapped: everything it refuses is refused before its block starts (the
-only failure inside is a concurrent insert of the same order number, which
-PostgreSQL makes fatal to the transaction anyway). complete / refund / cancel
+when wrapped: everything it refuses is refused before its block starts or
+after it ends (a known order number inserts nothing, and is compared with the
+first purchase outside the block). complete / refund / cancel
 check the state under the row lock, so they use a savepoint when wrapped: a
 refusal leaves the caller's transaction usable.
 """

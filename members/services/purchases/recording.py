@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, connection, transaction
+from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -18,6 +18,7 @@ from members.models import (
     PurchaseLine,
     PurchaseStatus,
 )
+from shops import rawsql
 from shops.models import Shop, Store
 
 from .checks import (
@@ -119,64 +120,55 @@ def record_purchase(
         created_by=acting_user,
         status=PurchaseStatus.PENDING,
     )
-    # Read before the transaction: a refusal here leaves a caller's
-    # transaction usable.
-    existing = None
-    if _order_recorded(shop, order):
-        existing = Purchase.objects.filter(external_order_id=order).first()
-    if existing is not None:
-        if not _same_content(existing, purchase, line_rows):
-            raise OrderExists(
-                fields={"external_order_id": [str(OrderExists.default_message)]}
-            )
-        existing.replayed = True
-        existing.member = member
-        return existing
-    try:
-        with transaction.atomic(savepoint=False):
-            if complete:
-                purchase.status = PurchaseStatus.COMPLETED
-                purchase.completed_at = now
-            purchase.save(force_insert=True)
-            for line in line_rows:
-                line.purchase = purchase
-            if line_rows:
-                PurchaseLine.objects.bulk_create(line_rows)
-            # As prefetch_related() leaves it: the response lists the lines
-            # without reading them back.
-            cached = purchase.lines.all()
-            cached._result_cache, cached._prefetch_done = line_rows, True
-            purchase._prefetched_objects_cache = {"lines": cached}
-            if complete:
-                _count_purchase(purchase)
-            purchase.replayed = False
-            return purchase
-    except IntegrityError as exc:
-        if "external_order_id" not in str(exc) and "order_uniq" not in str(exc):
-            raise
-        # Another request recorded this order number between our check and our
-        # insert. Its transaction is ours too when a caller wraps us, so the
-        # caller's retry (not this one) finds it.
+    with transaction.atomic(savepoint=False):
+        if complete:
+            purchase.status = PurchaseStatus.COMPLETED
+            purchase.completed_at = now
+        # By hand (compiling the ORM's INSERT cost more than running it), and
+        # idempotent by order number in the same statement: a number already
+        # recorded (or being recorded by a concurrent request, which the
+        # statement waits for) inserts nothing and aborts nothing.
+        inserted = rawsql.insert(purchase, unless_exists=ORDER_NUMBER)
+        if inserted:
+            _write_rest(purchase, line_rows, complete)
+    if not inserted:
+        # Outside the block, which wrote nothing: a refusal leaves a caller's
+        # transaction usable.
+        return _recorded_before(purchase, member, line_rows)
+    return purchase
+
+
+def _write_rest(purchase: Purchase, line_rows: list, complete: bool) -> None:
+    """The lines, and for a completed purchase the member's figures and event."""
+    for line in line_rows:
+        line.purchase = purchase
+    if line_rows:
+        PurchaseLine.objects.bulk_create(line_rows)
+    # As prefetch_related() leaves it: the response lists the lines without
+    # reading them back.
+    cached = purchase.lines.all()
+    cached._result_cache, cached._prefetch_done = line_rows, True
+    purchase._prefetched_objects_cache = {"lines": cached}
+    if complete:
+        _count_purchase(purchase)
+    purchase.replayed = False
+
+
+ORDER_NUMBER = ("shop_id", "external_order_id")
+
+
+def _recorded_before(purchase: Purchase, member: Member, line_rows) -> Purchase:
+    """The first purchase with this order number, when its content is the same."""
+    existing = Purchase.objects.filter(
+        external_order_id=purchase.external_order_id
+    ).first()
+    if existing is None or not _same_content(existing, purchase, line_rows):
         raise OrderExists(
-            _("This order number is being recorded by another request; retry it."),
-            fields={"external_order_id": [str(OrderExists.default_message)]},
-        ) from exc
-
-
-_ORDER_RECORDED = (
-    'SELECT 1 FROM "members_purchase" '
-    'WHERE "shop_id" = %s AND "external_order_id" = %s LIMIT 1'
-)
-
-
-def _order_recorded(shop: Shop, order: str) -> bool:
-    """Is this order number taken? Asked on every purchase and nearly always
-    no, so it is written by hand (compiling the ORM query costs more than
-    running it). Raw SQL is outside the tenancy guard: the shop is named here.
-    """
-    with connection.cursor() as cursor:
-        cursor.execute(_ORDER_RECORDED, [shop.pk, order])
-        return cursor.fetchone() is not None
+            fields={"external_order_id": [str(OrderExists.default_message)]}
+        )
+    existing.replayed = True
+    existing.member = member
+    return existing
 
 
 def _lock(purchase: Purchase) -> Purchase:
