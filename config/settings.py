@@ -274,6 +274,21 @@ CELERY_BEAT_SCHEDULE = {
         "task": "members.apply_tag_rules_everywhere",
         "schedule": crontab(hour=19, minute=30),
     },
+    # Period ends, grace ends and manual tiers that run out (00:15 Shanghai).
+    "tiers-nightly": {
+        "task": "tiers.run_period_ends_everywhere",
+        "schedule": crontab(hour=16, minute=15),
+    },
+    # Lots that are due expire (00:45 Shanghai); pending points become spendable.
+    "points-expire": {
+        "task": "points.expire_due_lots_everywhere",
+        "schedule": crontab(hour=16, minute=45),
+    },
+    # Birthday bonuses of the day (09:00 Shanghai), once a year per member.
+    "points-birthdays": {
+        "task": "points.award_birthday_bonuses_everywhere",
+        "schedule": crontab(hour=1, minute=0),
+    },
 }
 
 # Webhooks may target private addresses only where that is safe (development, CI).

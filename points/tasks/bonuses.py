@@ -1,0 +1,1 @@
+"""Birthday bonuses (written by the points-earning helper)."""

@@ -1,0 +1,1 @@
+"""Expiry of due lots (written by the points-ledger helper)."""
