@@ -3,7 +3,3 @@
 
 def reverse_for_refund(*, refund, acting_user=None, actor_label=""):
     return None
-
-
-def reverse_cancelled_order(*, purchase, acting_user=None, actor_label=""):
-    return None

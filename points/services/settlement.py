@@ -20,7 +20,8 @@ from django.db import transaction
 from members.models import PurchaseStatus
 from members.services import purchases
 from points.services.earning import earn_for_purchase
-from points.services.reversal import reverse_cancelled_order, reverse_for_refund
+from points.services.cash import return_order_payment
+from points.services.reversal import reverse_for_refund
 from tiers.models import TierChangeReason
 from tiers.services.evaluation import evaluate_member
 
@@ -58,7 +59,7 @@ def cancel_purchase(*, purchase, reason: str = "", acting_user=None, actor_label
         )
         purchase.tier_change = None
         # Points paid towards a cancelled order go back to the member.
-        purchase.points_entry = reverse_cancelled_order(
+        purchase.points_entry = return_order_payment(
             purchase=purchase, acting_user=acting_user, actor_label=actor_label
         )
         return purchase
@@ -72,7 +73,7 @@ def refund_purchase(*, purchase, acting_user=None, actor_label: str = "", **kwar
             actor_label=actor_label,
             **kwargs,
         )
-        refund.points_entry = None
+        refund.points_entry = refund.points_returned = None
         purchase = refund.purchase
         purchase.tier_change = purchase.points_entry = None
         if refund.replayed:
@@ -86,6 +87,13 @@ def refund_purchase(*, purchase, acting_user=None, actor_label: str = "", **kwar
         )
         refund.points_entry = reverse_for_refund(
             refund=refund, acting_user=acting_user, actor_label=actor_label
+        )
+        # Points paid towards the order go back in proportion to the refund.
+        refund.points_returned = return_order_payment(
+            purchase=purchase,
+            refund=refund,
+            acting_user=acting_user,
+            actor_label=actor_label,
         )
         return refund
 
