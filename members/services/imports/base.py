@@ -8,6 +8,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 
+from . import extra
 from .reading import cell_text
 
 PREVIEW_ROWS = 20
@@ -46,11 +47,17 @@ class RowImporter:
     """
 
     key_fields: tuple[str, ...] = ()
+    kind = ""
 
-    def __init__(self, *, shop, headers, mapping, options, acting_user=None):
+    def __init__(
+        self, *, shop, headers, mapping, options, acting_user=None, job_id=None
+    ):
         self.shop = shop
         self.options = options
         self.acting_user = acting_user
+        self.job_id = job_id
+        # Columns other apps add (see extra.py), kept in data[extra.EXTRA].
+        self.extra_keys = {key for key, _l, _a in extra.fields_for(self.kind)}
         self.actor_label = _("Import")
         self.columns: dict[str, tuple[int, str]] = {}
         for header, target in mapping.items():
@@ -86,9 +93,16 @@ class RowImporter:
                 if raw is None or cell_text(raw) == "":
                     continue
                 try:
-                    self.parse_cell(target, raw, data)
+                    if target in self.extra_keys:
+                        extra.parse_cell(self.kind, target, raw, data, shop=self.shop)
+                    else:
+                        self.parse_cell(target, raw, data)
                 except ValidationError as exc:
                     result.error(number, header, exc.messages[0])
+                    failed = True
+            if not failed and extra.EXTRA in data:
+                for key, message in extra.clean_row(self.kind, data, shop=self.shop):
+                    result.error(number, self.header_for(key), message)
                     failed = True
             if not failed:
                 parsed.append((number, data))

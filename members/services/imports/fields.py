@@ -17,6 +17,7 @@ from django.utils.translation import gettext_lazy as _
 
 from members.models import CustomField, Gender, ImportKind
 
+from . import extra
 from .reading import cell_text
 
 CUSTOM_PREFIX = "custom:"
@@ -261,6 +262,7 @@ def fields_for(kind: str, *, shop=None) -> list[tuple[str, Any]]:
             (f"{CUSTOM_PREFIX}{cf.key}", cf.label)
             for cf in CustomField.objects.filter(shop=shop)
         ]
+    choices += [(key, label) for key, label, _aliases in extra.fields_for(kind)]
     return choices
 
 
@@ -275,6 +277,9 @@ def suggest_mapping(headers: list[str], *, kind: str, shop=None) -> dict[str, st
         for cf in CustomField.objects.filter(shop=shop):
             for alias in (cf.key, cf.label):
                 lookup.setdefault(normalize_header(alias), f"{CUSTOM_PREFIX}{cf.key}")
+    for key, _label, aliases in extra.fields_for(kind):
+        for alias in (key, *aliases):
+            lookup.setdefault(normalize_header(alias), key)
     mapping: dict[str, str] = {}
     used: set[str] = set()
     for header in headers:

@@ -194,6 +194,7 @@ def importer_for(job: ImportJob):
         mapping={h: t for h, t in job.mapping.items() if t},
         options=job.options,
         acting_user=job.created_by,
+        job_id=job.pk,
     )
 
 

@@ -25,6 +25,7 @@ from members.events import MEMBER_CREATED, MEMBER_UPDATED
 from members.models import (
     ConsentChange,
     CustomField,
+    ImportKind,
     Member,
     MemberChange,
     MemberSource,
@@ -39,6 +40,7 @@ from members.validation import (
 from shops.models import OutboxEvent, Store
 from shops.services.events import outbox
 
+from . import extra
 from .base import ChunkResult, RowImporter
 from .copying import insert_rows
 from .fields import (
@@ -74,6 +76,7 @@ def _jsonable(value: Any) -> Any:
 
 class MemberImporter(RowImporter):
     key_fields = MEMBER_KEYS
+    kind = ImportKind.MEMBERS
 
     def setup(self) -> None:
         self.member_defaults = {
@@ -176,6 +179,8 @@ class MemberImporter(RowImporter):
     def run_chunk(self, rows, *, write: bool) -> ChunkResult:
         result = ChunkResult()
         parsed = self.parse_rows(rows, result)
+        # Other apps' columns (opening points...): shown, then written by them.
+        extras = {n: data.pop(extra.EXTRA) for n, data in parsed if extra.EXTRA in data}
         index = self.existing_for(parsed)
         to_create: list[tuple[int, dict]] = []
         to_update: list[tuple[int, Member, dict]] = []
@@ -209,18 +214,45 @@ class MemberImporter(RowImporter):
                     to_create.append((number, data))
         result.created = len(to_create)
         for number, data in to_create:
-            result.show(number, "create", data)
-        changed = [
-            (number, member, diff)
-            for number, member, data in to_update
-            if (diff := self.apply(member, data))
-        ]
-        for number, member, _diff in changed:
-            result.show(number, "update", {"member_code": member.member_code})
-        result.updated = len(changed)
-        result.skipped += len(to_update) - len(changed)
+            result.show(number, "create", {**data, **extras.get(number, {})})
+        changed, extra_only = [], []
+        for number, member, data in to_update:
+            if diff := self.apply(member, data):
+                changed.append((number, member, diff))
+            elif number in extras:
+                extra_only.append((number, member))
+        for number, member in [(n, m) for n, m, _d in changed] + extra_only:
+            result.show(
+                number,
+                "update",
+                {"member_code": member.member_code, **extras.get(number, {})},
+            )
+        result.updated = len(changed) + len(extra_only)
+        result.skipped += len(to_update) - result.updated
         if write:
-            self.write(to_create, changed)
+            ids = self.write(to_create, changed)
+            extra_rows = (
+                [
+                    (member_id, extras[number])
+                    for member_id, (number, _d) in zip(ids, to_create, strict=True)
+                    if number in extras
+                ]
+                + [
+                    (member.pk, extras[number])
+                    for number, member, _d in changed
+                    if number in extras
+                ]
+                + [(member.pk, extras[number]) for number, member in extra_only]
+            )
+            if extra_rows:
+                extra.write_rows(
+                    self.kind,
+                    shop=self.shop,
+                    rows=extra_rows,
+                    job_id=self.job_id,
+                    acting_user=self.acting_user,
+                    actor_label=self.actor_label,
+                )
         return result
 
     def apply(self, member: Member, data: dict) -> dict:
@@ -243,7 +275,8 @@ class MemberImporter(RowImporter):
             member.phone_last4 = phone_last4(member.phone)
         return diff
 
-    def write(self, to_create, changed) -> None:
+    def write(self, to_create, changed) -> list[int]:
+        """Write the chunk; the new members' ids, in the order of `to_create`."""
         now = timezone.now()
         shop_id, actor_id = self.shop.pk, getattr(self.acting_user, "pk", None)
         new_codes = iter(
@@ -354,6 +387,7 @@ class MemberImporter(RowImporter):
             [{**member_payload(m), "changed": sorted(d)} for _n, m, d in changed],
             now=now,
         )
+        return ids
 
     def emit(self, topic: str, payloads: list[dict], *, now) -> None:
         if not payloads:

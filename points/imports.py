@@ -1,0 +1,302 @@
+"""Opening balances: members' points from the shop's previous system, imported
+with the members file (members.services.imports, through its extra.py seam).
+
+Two columns join the members import: "points" (a whole number above zero)
+and "points_expire_on" (a date, today or later; empty: the shop's expiry
+policy decides). The dry run shows them per row and reports bad cells by row
+and column; the import writes, per chunk of rows and in its transaction, one
+ledger credit per member (kind "earn", source "import" = opening balance) with
+its lot, and adds the points to the member's account. The entry's idempotency
+key is "opening:<job id>:<member id>", so running the same import again (a
+redelivered task, a retry after a failure) never credits a member twice.
+
+The write is set-based: a few statements per chunk of 1000 rows (accounts
+created if missing, locked and updated together; entries and lots inserted by
+COPY on PostgreSQL, see members.services.imports.copying).
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime
+import re
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from members.models import ImportKind
+from members.services.imports.copying import insert_rows
+from members.services.imports.extra import register_import_columns
+from members.services.imports.fields import parse_datetime
+from members.services.imports.reading import cell_text
+
+from .models import (
+    EntryKind,
+    EntrySource,
+    ExpiryMode,
+    PointsAccount,
+    PointsEntry,
+    PointsLot,
+    PointsPolicy,
+)
+
+POINTS = "points"
+EXPIRE_ON = "points_expire_on"
+# A bigint holds more, but no shop has a member with more points than this;
+# a larger number is a mistake in the file (a phone number in the wrong column).
+MAX_OPENING_POINTS = 1_000_000_000
+
+FIELDS = [
+    (
+        POINTS,
+        gettext_lazy("Points (opening balance)"),
+        (
+            "points",
+            "balance",
+            "pointsbalance",
+            "openingpoints",
+            "openingbalance",
+            "积分",
+            "积分余额",
+            "当前积分",
+            "可用积分",
+            "剩余积分",
+            "会员积分",
+        ),
+    ),
+    (
+        EXPIRE_ON,
+        gettext_lazy("Points expire on"),
+        (
+            "pointsexpireon",
+            "pointsexpiry",
+            "pointsexpire",
+            "expireson",
+            "expiry",
+            "expirydate",
+            "积分过期时间",
+            "积分过期日期",
+            "积分有效期",
+            "过期时间",
+            "过期日期",
+            "有效期至",
+        ),
+    ),
+]
+
+_INTEGER = re.compile(r"^[+-]?\d+(\.0+)?$")
+
+
+def opening_key(*, job_id, member_id) -> str:
+    return f"opening:{job_id}:{member_id}"
+
+
+# Reading cells -----------------------------------------------------------------
+
+
+def parse_points(raw: Any) -> int:
+    """A whole number of points above zero ("1,200", 1200 or 1200.0 in Excel)."""
+    if isinstance(raw, bool):
+        raw = cell_text(raw)
+    if isinstance(raw, float) and raw.is_integer():
+        raw = int(raw)
+    text = cell_text(raw).replace(",", "").replace("\uff0c", "").strip()
+    if isinstance(raw, int):
+        number = raw
+    elif _INTEGER.match(text):
+        number = int(text.split(".")[0])
+    else:
+        raise ValidationError(
+            _("“%(value)s” is not a whole number of points.")
+            % {"value": cell_text(raw)}
+        )
+    if number <= 0:
+        raise ValidationError(
+            _("An opening balance is a number of points above zero, not %(value)s.")
+            % {"value": number}
+        )
+    if number > MAX_OPENING_POINTS:
+        raise ValidationError(_("This number of points is too large."))
+    return number
+
+
+def shop_today(shop) -> datetime.date:
+    return timezone.now().astimezone(shop.zone).date()
+
+
+def parse_expiry_date(raw: Any, *, shop) -> datetime.date:
+    """The day the points expire (at its end), today or later in the shop."""
+    day = parse_datetime(raw, zone=shop.zone).date()
+    if day < shop_today(shop):
+        raise ValidationError(
+            _("The points would already have expired on %(date)s.")
+            % {"date": day.isoformat()}
+        )
+    return day
+
+
+def parse_cell(key: str, raw: Any, *, shop):
+    if key == POINTS:
+        return parse_points(raw)
+    return parse_expiry_date(raw, shop=shop)
+
+
+def clean_row(values: dict, *, shop) -> None:
+    if EXPIRE_ON in values and POINTS not in values:
+        raise ValidationError(
+            {EXPIRE_ON: _("An expiry date needs a number of points on the row.")}
+        )
+
+
+# Expiry -------------------------------------------------------------------------
+
+
+def end_of_day(day: datetime.date, zone) -> datetime.datetime:
+    """The last second of `day` in the shop's time zone: the day the points
+    expire on is still a day they can be spent."""
+    return datetime.datetime.combine(day, datetime.time(23, 59, 59), tzinfo=zone)
+
+
+def _add_months(day: datetime.date, months: int) -> datetime.date:
+    month_index = day.month - 1 + months
+    year, month = day.year + month_index // 12, month_index % 12 + 1
+    return day.replace(
+        year=year, month=month, day=min(day.day, calendar.monthrange(year, month)[1])
+    )
+
+
+def policy_expiry(policy: PointsPolicy, *, now, zone) -> datetime.datetime | None:
+    """When points credited `now` expire by the shop's policy (None: never)."""
+    today = now.astimezone(zone).date()
+    if policy.expiry == ExpiryMode.NEVER:
+        return None
+    if policy.expiry == ExpiryMode.MONTHS:
+        return end_of_day(_add_months(today, policy.expiry_months), zone)
+    return end_of_day(datetime.date(today.year + 1, 12, 31), zone)
+
+
+def shop_policy(shop) -> PointsPolicy:
+    """The shop's policy, or the defaults when it has not saved one."""
+    return PointsPolicy.objects.filter(shop=shop).first() or PointsPolicy(shop=shop)
+
+
+# Writing --------------------------------------------------------------------------
+
+
+def write_opening_balances(
+    *, shop, rows: list[tuple[int, dict]], job_id, acting_user=None, actor_label=""
+) -> int:
+    """Credit each member of `rows` [(member id, {"points", "points_expire_on"})]
+    their opening balance, once per import; returns how many were credited.
+
+    Runs inside the import chunk's transaction. Accounts are created when
+    missing and locked (in id order, as every ledger write locks them) before
+    their figures change, so a redemption at the counter meanwhile waits.
+    """
+    wanted: dict[int, dict] = {}
+    for member_id, values in rows:
+        if values.get(POINTS):
+            wanted.setdefault(member_id, values)  # one credit per member and import
+    if not wanted:
+        return 0
+    keys = {m: opening_key(job_id=job_id, member_id=m) for m in wanted}
+    done = set(
+        PointsEntry.objects.filter(
+            shop=shop, idempotency_key__in=keys.values()
+        ).values_list("idempotency_key", flat=True)
+    )
+    wanted = {m: v for m, v in wanted.items() if keys[m] not in done}
+    if not wanted:
+        return 0
+    now = timezone.now()
+    zone = shop.zone
+    default_expiry = policy_expiry(shop_policy(shop), now=now, zone=zone)
+
+    PointsAccount.objects.bulk_create(
+        [PointsAccount(shop=shop, member_id=m) for m in sorted(wanted)],
+        ignore_conflicts=True,
+        batch_size=1000,
+    )
+    accounts = list(
+        PointsAccount.objects.select_for_update()
+        .filter(shop=shop, member_id__in=list(wanted))
+        .order_by("id")
+    )
+    lot_points: dict[int, int] = {}
+    for account in accounts:
+        points = wanted[account.member_id][POINTS]
+        # A negative balance (a refund under "go negative") is paid back first.
+        lot_points[account.member_id] = min(points, max(account.balance + points, 0))
+        account.balance += points
+        account.lifetime_earned += points
+        account.updated_at = now
+    PointsAccount.objects.bulk_update(
+        accounts, ["balance", "lifetime_earned", "updated_at"], batch_size=1000
+    )
+
+    reason = _("Opening balance (import #%(job)s)") % {"job": job_id}
+    actor_id = getattr(acting_user, "pk", None)
+    entries = [
+        {
+            "shop_id": shop.pk,
+            "account_id": account.pk,
+            "kind": EntryKind.EARN,
+            "points": wanted[account.member_id][POINTS],
+            "total_after": account.balance + account.pending,
+            "source": EntrySource.IMPORT,
+            "reason": reason,
+            "reference": f"import:{job_id}",
+            "idempotency_key": keys[account.member_id],
+            "acting_user_id": actor_id,
+            "actor_label": str(actor_label)[:100],
+            "created_at": now,
+        }
+        for account in accounts
+    ]
+    entry_ids = insert_rows(PointsEntry, entries, with_ids=True)
+    lots = []
+    for account, entry_id in zip(accounts, entry_ids, strict=True):
+        points = lot_points[account.member_id]
+        if points <= 0:
+            continue
+        expire_on = wanted[account.member_id].get(EXPIRE_ON)
+        lots.append(
+            {
+                "shop_id": shop.pk,
+                "account_id": account.pk,
+                "entry_id": entry_id,
+                "points": points,
+                "remaining": points,
+                "expires_at": end_of_day(expire_on, zone)
+                if expire_on
+                else default_expiry,
+                "available_at": now,
+                "created_at": now,
+            }
+        )
+    insert_rows(PointsLot, lots)
+    return len(entries)
+
+
+def _write(*, shop, rows, job_id, acting_user, actor_label) -> None:
+    write_opening_balances(
+        shop=shop,
+        rows=rows,
+        job_id=job_id,
+        acting_user=acting_user,
+        actor_label=actor_label,
+    )
+
+
+def register() -> None:
+    """Add the opening-balance columns to the members import (PointsConfig.ready)."""
+    register_import_columns(
+        ImportKind.MEMBERS,
+        fields=FIELDS,
+        parse=parse_cell,
+        clean=clean_row,
+        write=_write,
+    )
