@@ -1,0 +1,93 @@
+"""The rules editor: the shop's points policy (one per shop) and its earning
+rules (one per kind). Managers and owners change them; everyone may read."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.utils.translation import gettext_lazy as _
+
+from points.models import EarningRule, PointsPolicy
+from shops.admin.base import EVERYONE, MANAGERS, ShopScopedAdmin
+
+from .forms import EarningRuleForm, PointsPolicyForm
+
+
+def _forget_cached_rules(shop) -> None:
+    """Earning caches the shop's rules and policy for a few seconds on the
+    shop instance; drop them, so this request sees the change at once."""
+    from points.services.rules import forget_cached
+
+    forget_cached(shop)
+
+
+@admin.register(PointsPolicy)
+class PointsPolicyAdmin(ShopScopedAdmin):
+    form = PointsPolicyForm
+    view_roles = EVERYONE
+    add_roles = change_roles = MANAGERS
+    delete_roles = frozenset()
+    list_display = (
+        "__str__",
+        "expiry",
+        "pending_days",
+        "refund_policy",
+        "daily_cap",
+        "cash_points",
+        "cash_value",
+        "cash_max_share",
+        "updated_at",
+    )
+    fieldsets = (
+        (
+            _("Expiry and return window"),
+            {"fields": ("expiry", "expiry_months", "pending_days")},
+        ),
+        (_("Refunds and caps"), {"fields": ("refund_policy", "daily_cap")}),
+        (
+            _("Points as cash"),
+            {
+                "fields": (
+                    "cash_points",
+                    "cash_value",
+                    "cash_min_points",
+                    "cash_max_share",
+                )
+            },
+        ),
+    )
+
+    def has_add_permission(self, request, *args):
+        # One policy per shop: once it exists, it is changed, not added.
+        if not super().has_add_permission(request, *args):
+            return False
+        return not PointsPolicy.objects.filter(shop=request.shop).exists()
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        _forget_cached_rules(request.shop)
+
+
+@admin.register(EarningRule)
+class EarningRuleAdmin(ShopScopedAdmin):
+    form = EarningRuleForm
+    view_roles = EVERYONE
+    add_roles = change_roles = delete_roles = MANAGERS
+    list_display = (
+        "kind",
+        "is_active",
+        "points_per_unit",
+        "rounding",
+        "points",
+        "daily_cap",
+        "updated_at",
+    )
+    list_filter = ("is_active",)
+    filter_horizontal = ()
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        _forget_cached_rules(request.shop)
+
+    def delete_model(self, request, obj):
+        super().delete_model(request, obj)
+        _forget_cached_rules(request.shop)
