@@ -294,7 +294,7 @@ class PurchaseViewSet(
         purchase = self.services.cancel_purchase(
             purchase=self.get_object(), reason=reason, actor_label=self._actor()
         )
-        return Response(detail_data(purchase))
+        return Response(self.member_data(purchase, detail_data(purchase)))
 
     @extend_schema(
         summary="Refund a completed purchase, in full or in part",

@@ -1,0 +1,104 @@
+"""The member's points figures as the API shows them, read from the account
+row (O(1): one lookup on the (shop, member) unique index) and, for the
+"expiring in the next 30 days" part, the open lots' partial expiry index."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.db.models import OuterRef, Subquery, Sum
+from django.db.models.functions import Coalesce
+from django.http import Http404
+from django.utils import timezone
+
+from members.models import Member
+from points.models import PointsAccount, PointsLot
+
+EXPIRING_DAYS = 30
+
+
+def account_and_member(member_id: int) -> tuple[Member, PointsAccount | None]:
+    """The member (404 when not this shop's) and their account, if any.
+
+    One statement when the member has an account (the account row joined to
+    its member), two when not (then the member is looked up alone)."""
+    account = (
+        PointsAccount.objects.select_related("member")
+        .filter(member_id=member_id)
+        .first()
+    )
+    if account is not None:
+        return account.member, account
+    member = Member.objects.filter(pk=member_id).first()
+    if member is None:
+        raise Http404
+    return member, None
+
+
+def account_of(member_id: int) -> PointsAccount | None:
+    return PointsAccount.objects.filter(member_id=member_id).first()
+
+
+def spendable_of(account: PointsAccount | None) -> int:
+    """The balance less what is still inside the return window (the ledger's
+    definition), never below zero."""
+    if account is None:
+        return 0
+    return max(account.balance - account.pending, 0)
+
+
+def balance_data(account: PointsAccount | None) -> dict:
+    if account is None:
+        return {"balance": 0, "pending": 0, "spendable": 0}
+    return {
+        "balance": account.balance,
+        "pending": account.pending,
+        "spendable": spendable_of(account),
+    }
+
+
+def expiring_window(now=None):
+    now = now or timezone.now()
+    return now, now + timedelta(days=EXPIRING_DAYS)
+
+
+def with_expiring_soon(accounts, *, now=None):
+    """Accounts annotated with `expiring_soon`: their open lots' points that
+    expire in the next 30 days (one correlated sum per account, on the open
+    lots' (shop, account, expires_at) index)."""
+    start, end = expiring_window(now)
+    lots = (
+        PointsLot.objects.filter(
+            account_id=OuterRef("pk"),
+            remaining__gt=0,
+            expires_at__gt=start,
+            expires_at__lte=end,
+        )
+        .order_by()
+        .values("account_id")
+        .annotate(total=Sum("remaining"))
+        .values("total")
+    )
+    return accounts.annotate(expiring_soon=Coalesce(Subquery(lots), 0))
+
+
+def account_data(member, account: PointsAccount | None) -> dict:
+    """Everything `GET /members/{id}/points` shows."""
+    from points.services import ledger
+
+    expiring = (
+        [
+            {"date": day, "points": points}
+            for day, points in ledger.expiring_soon(member, days=EXPIRING_DAYS)
+        ]
+        if account is not None
+        else []
+    )
+    return {
+        **balance_data(account),
+        "expiring_soon": sum(row["points"] for row in expiring),
+        "lifetime_earned": account.lifetime_earned if account else 0,
+        "redeemed": account.redeemed if account else 0,
+        "expired": account.expired if account else 0,
+        "expiring": expiring,
+    }
