@@ -1,9 +1,13 @@
 """The ledger: one account per member, append-only entries, and lots.
 
 Invariants (kept by `points.services.ledger`, checked by the tests):
-- account.balance + account.pending == sum(entry.points) over the account;
-- account.balance == sum(lot.remaining) over the account's available lots,
-  account.pending == the same over lots not yet available (return window);
+- account.balance == sum(entry.points) over the account (spendable + pending);
+- sum(lot.remaining) over the account's lots == max(account.balance, 0);
+- account.pending == sum(lot.remaining) over lots not yet available (return
+  window), as of the last write to the account or `release_pending` run;
+  spendable = balance - pending;
+- a debit's lot consumptions add up to its points (less what a "go negative"
+  refund could not find);
 - entries are never updated or deleted;
 - the balance goes below zero only by a refund's reversal under the shop's
   "go negative" policy (then `account.balance` < 0 and no lot is negative: the
@@ -31,10 +35,10 @@ class PointsAccount(TenantModel):
         verbose_name=_("member"),
         db_index=False,
     )
-    # Spendable now. May be below zero only after a refund under the shop's
-    # "go negative" policy.
+    # Sum of the entries (spendable + pending). May be below zero only after a
+    # refund under the shop's "go negative" policy.
     balance = models.BigIntegerField(_("balance"), default=0)
-    # Earned but inside the return window: not spendable yet.
+    # Part of the balance inside the return window: not spendable yet.
     pending = models.BigIntegerField(_("pending"), default=0)
     lifetime_earned = models.BigIntegerField(_("earned in all"), default=0)
     redeemed = models.BigIntegerField(_("redeemed"), default=0)
@@ -51,6 +55,14 @@ class PointsAccount(TenantModel):
             ),
             models.CheckConstraint(
                 condition=Q(pending__gte=0), name="points_account_pending_positive"
+            ),
+        ]
+        indexes = [
+            # release_pending: the few accounts with points in a return window.
+            models.Index(
+                fields=["shop", "id"],
+                condition=Q(pending__gt=0),
+                name="points_account_pending_idx",
             ),
         ]
 
@@ -93,7 +105,7 @@ class PointsEntry(TenantModel):
     )
     kind = models.CharField(_("kind"), max_length=8, choices=EntryKind.choices)
     points = models.BigIntegerField(_("points"))
-    # balance + pending after this entry.
+    # The account's balance after this entry.
     total_after = models.BigIntegerField(_("total after"))
     source = models.CharField(_("source"), max_length=16, choices=EntrySource.choices)
     reason = models.CharField(_("reason"), max_length=200, blank=True)

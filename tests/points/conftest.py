@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+import pytest
+
+from tests.members.factories import MemberFactory
+
+
+@pytest.fixture
+def member(shop):
+    return MemberFactory(shop=shop)
+
+
+def ledger_problems(shop, *, now=None) -> list[str]:
+    """Every broken ledger invariant in `shop`, as readable lines (none: fine)."""
+    from django.db import connection
+    from django.utils import timezone
+
+    now = now or timezone.now()
+    checks = {
+        "balance != sum(entries)": """
+            SELECT a.id FROM points_pointsaccount a
+             WHERE a.shop_id = %(shop)s AND a.balance <> COALESCE((
+                SELECT SUM(e.points) FROM points_pointsentry e
+                 WHERE e.shop_id = a.shop_id AND e.account_id = a.id), 0)""",
+        "sum(open lots) != max(balance, 0)": """
+            SELECT a.id FROM points_pointsaccount a
+             WHERE a.shop_id = %(shop)s AND GREATEST(a.balance, 0) <> COALESCE((
+                SELECT SUM(l.remaining) FROM points_pointslot l
+                 WHERE l.shop_id = a.shop_id AND l.account_id = a.id), 0)""",
+        "pending != pending lots": """
+            SELECT a.id FROM points_pointsaccount a
+             WHERE a.shop_id = %(shop)s AND a.pending <> COALESCE((
+                SELECT SUM(l.remaining) FROM points_pointslot l
+                 WHERE l.shop_id = a.shop_id AND l.account_id = a.id
+                   AND l.available_at > %(now)s), 0)""",
+        "lot remaining out of range": """
+            SELECT id FROM points_pointslot WHERE shop_id = %(shop)s
+               AND (remaining < 0 OR remaining > points)""",
+        "debit consumptions != points": """
+            SELECT e.id FROM points_pointsentry e
+             WHERE e.shop_id = %(shop)s AND e.points < 0
+               AND -e.points <> COALESCE((
+                SELECT SUM(c.points) FROM points_lotconsumption c
+                 WHERE c.shop_id = e.shop_id AND c.entry_id = e.id), 0)
+               AND NOT (e.kind = 'reverse' AND e.total_after < 0)""",
+        "total_after != running balance": """
+            SELECT e.id FROM points_pointsentry e
+             WHERE e.shop_id = %(shop)s AND e.total_after <> (
+                SELECT SUM(e2.points) FROM points_pointsentry e2
+                 WHERE e2.shop_id = e.shop_id AND e2.account_id = e.account_id
+                   AND e2.id <= e.id)""",
+        "negative balance without a go-negative refund": """
+            SELECT a.id FROM points_pointsaccount a
+             WHERE a.shop_id = %(shop)s AND a.balance < 0 AND NOT EXISTS (
+                SELECT 1 FROM points_pointsentry e
+                 WHERE e.shop_id = a.shop_id AND e.account_id = a.id
+                   AND e.kind = 'reverse' AND e.total_after < 0)""",
+    }
+    problems = []
+    with connection.cursor() as cursor:
+        for name, sql in checks.items():
+            cursor.execute(sql, {"shop": shop.pk, "now": now})
+            ids = [row[0] for row in cursor.fetchall()]
+            if ids:
+                problems.append(f"{name}: {ids}")
+    return problems
+
+
+@pytest.fixture
+def assert_ledger_ok(shop):
+    def check(now=None):
+        problems = ledger_problems(shop, now=now)
+        assert not problems, problems
+
+    return check
