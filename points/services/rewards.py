@@ -20,7 +20,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F, Q, Sum
 from django.db.models.functions import Coalesce
@@ -32,6 +31,7 @@ from points.models import (
     EntryKind,
     EntrySource,
     PointsEntry,
+    PointsLot,
     Redemption,
     RedemptionKind,
     RedemptionStatus,
@@ -47,15 +47,31 @@ MAX_KEY_LENGTH = 100
 KEY_PREFIX = "reward:"
 
 
-class RedemptionRefused(ValidationError):
+class RedemptionRefused(ledger.PointsError):
     """A redemption (or a payment with points) the rules refuse.
 
-    A ValidationError, so forms show `message`; `code` says why (the API maps it
-    to its JSON error code)."""
+    Like the ledger's errors, both a `ValidationError` (forms show `message`,
+    `exc.code` says why) and a `DomainError` (the API's error shape, with
+    `status_code`: 400 for a bad value, 409 for what the state refuses)."""
 
     def __init__(self, message, *, code: str, field: str | None = None):
-        super().__init__(message, code=code)
-        self.field = field
+        self.code = code
+        self.status_code = 409 if code in STATE_CODES else 400
+        super().__init__(message, fields={field: [message]} if field else None)
+
+
+# Refusals of a well-formed request by the current state (409); the rest are
+# bad values (400).
+STATE_CODES = frozenset(
+    {
+        "reward_not_available",
+        "out_of_stock",
+        "tier_not_allowed",
+        "limit_reached",
+        "order_paid",
+        "order_closed",
+    }
+)
 
 
 # Why a reward cannot be redeemed (the code) and what staff and members read.
@@ -69,7 +85,17 @@ REASONS = {
 
 
 def refuse(code: str, message=None, *, field: str | None = None):
-    raise RedemptionRefused(message or REASONS[code], code=code, field=field)
+    message = message or REASONS[code]
+    if code == "insufficient_points":
+        raise ledger.InsufficientPoints(
+            message, fields={field: [message]} if field else None
+        )
+    raise RedemptionRefused(message, code=code, field=field)
+
+
+def conflict():
+    message = _("This idempotency key was used for a different request.")
+    raise ledger.IdempotencyConflict(message, fields={"idempotency_key": [message]})
 
 
 @dataclass(frozen=True)
@@ -195,10 +221,23 @@ def _refusal(reward, *, quantity, now, spendable, tier_id, taken) -> str:
     return ""
 
 
-def spendable(account) -> int:
+def spendable(account, *, now: datetime | None = None) -> int:
     """Points the member can spend now (never below zero): the balance less
-    what is still inside the return window."""
-    return max(account.balance - account.pending, 0)
+    what is still inside the return window. `account.pending` is refreshed by
+    every write and by a periodic task; when it is not zero it is counted
+    afresh here, so points whose window just ended are spendable at once."""
+    pending = account.pending
+    if pending > 0:
+        pending = (
+            PointsLot.objects.filter(
+                shop_id=account.shop_id,
+                account_id=account.pk,
+                remaining__gt=0,
+                available_at__gt=now or timezone.now(),
+            ).aggregate(total=Sum("remaining"))["total"]
+            or 0
+        )
+    return max(account.balance - pending, 0)
 
 
 def _tier_id(member: Member) -> int | None:
@@ -306,16 +345,13 @@ def redeem_reward(
                     quantity,
                     store.pk if store else None,
                 ):
-                    raise ledger.IdempotencyConflict(
-                        _("This idempotency key was used for a different request."),
-                        code="idempotency_conflict",
-                    )
+                    conflict()
                 return first
         code = _refusal(
             reward,
             quantity=quantity,
             now=now,
-            spendable=spendable(account),
+            spendable=spendable(account, now=now),
             tier_id=_tier_id(member),
             taken=_taken(member, [reward.pk]).get(reward.pk, 0),
         )
@@ -374,10 +410,7 @@ def _replay(member: Member, key: str) -> Redemption | None:
         .first()
     )
     if first is None or first.member_id != member.pk:
-        raise ledger.IdempotencyConflict(
-            _("This idempotency key was used for a different request."),
-            code="idempotency_conflict",
-        )
+        conflict()
     first.replayed = True
     return first
 
