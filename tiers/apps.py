@@ -5,3 +5,8 @@ from django.utils.translation import gettext_lazy as _
 class TiersConfig(AppConfig):
     name = "tiers"
     verbose_name = _("Tiers")
+
+    def ready(self):
+        from tiers import registrations
+
+        registrations.register()

@@ -33,9 +33,7 @@ class BenefitsSerializer(serializers.Serializer):
     birthday_points = serializers.IntegerField(
         help_text=_("Points given as a birthday gift.")
     )
-    perks = serializers.SerializerMethodField(
-        help_text=_("Other perks, one per item.")
-    )
+    perks = serializers.SerializerMethodField(help_text=_("Other perks, one per item."))
 
     def get_perks(self, tier) -> list[str]:
         return perks_of(tier)
@@ -178,7 +176,10 @@ class MemberTierSerializer(BadgeMixin, TierBriefSerializer):
     def to_representation(self, member):
         from tiers.api.sections import tier_section_of
 
-        return super().to_representation(tier_section_of(member))
+        section = tier_section_of(member, serializer=self)
+        if section is None:  # the shop has no ladder yet
+            return None
+        return super().to_representation(section)
 
 
 class ManualTierSerializer(serializers.Serializer):
@@ -196,7 +197,9 @@ class ManualTierSerializer(serializers.Serializer):
         required=False,
         allow_null=True,
         default=None,
-        help_text=_("Last day of the lock (inclusive, shop's time zone); omit: for good."),
+        help_text=_(
+            "Last day of the lock (inclusive, shop's time zone); omit: for good."
+        ),
     )
     reason = serializers.CharField(
         max_length=200, help_text=_("Why; kept in the member's tier history.")
