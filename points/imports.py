@@ -23,6 +23,7 @@ import re
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.db.models import Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -155,9 +156,13 @@ def clean_row(values: dict, *, shop) -> None:
 
 
 def end_of_day(day: datetime.date, zone) -> datetime.datetime:
-    """The last second of `day` in the shop's time zone: the day the points
-    expire on is still a day they can be spent."""
-    return datetime.datetime.combine(day, datetime.time(23, 59, 59), tzinfo=zone)
+    """The first instant after `day` in the shop's time zone: points that
+    expire on a day can still be spent that day (as "the end of the following
+    year" is the first instant of the year after it)."""
+    return timezone.make_aware(
+        datetime.datetime.combine(day + datetime.timedelta(days=1), datetime.time()),
+        zone,
+    )
 
 
 def _add_months(day: datetime.date, months: int) -> datetime.date:
@@ -169,13 +174,16 @@ def _add_months(day: datetime.date, months: int) -> datetime.date:
 
 
 def policy_expiry(policy: PointsPolicy, *, now, zone) -> datetime.datetime | None:
-    """When points credited `now` expire by the shop's policy (None: never)."""
-    today = now.astimezone(zone).date()
+    """When points credited `now` expire by the shop's policy (None: never):
+    N months later at the same local time, or the first instant of the year
+    after next ("at the end of the following year")."""
     if policy.expiry == ExpiryMode.NEVER:
         return None
+    local = timezone.localtime(now, zone).replace(tzinfo=None)
     if policy.expiry == ExpiryMode.MONTHS:
-        return end_of_day(_add_months(today, policy.expiry_months), zone)
-    return end_of_day(datetime.date(today.year + 1, 12, 31), zone)
+        day = _add_months(local.date(), policy.expiry_months)
+        return timezone.make_aware(datetime.datetime.combine(day, local.time()), zone)
+    return end_of_day(datetime.date(local.year + 1, 12, 31), zone)
 
 
 def shop_policy(shop) -> PointsPolicy:
@@ -225,16 +233,20 @@ def write_opening_balances(
         .filter(shop=shop, member_id__in=list(wanted))
         .order_by("id")
     )
-    lot_points: dict[int, int] = {}
+    # A negative balance (a refund under "go negative") is paid back first:
+    # the lot keeps what is left of its points.
+    lot_remaining: dict[int, int] = {}
     for account in accounts:
         points = wanted[account.member_id][POINTS]
-        # A negative balance (a refund under "go negative") is paid back first.
-        lot_points[account.member_id] = min(points, max(account.balance + points, 0))
+        lot_remaining[account.pk] = points - min(points, max(0, -account.balance))
         account.balance += points
         account.lifetime_earned += points
         account.updated_at = now
+    _refresh_pending(shop, [a for a in accounts if a.pending > 0], now=now)
     PointsAccount.objects.bulk_update(
-        accounts, ["balance", "lifetime_earned", "updated_at"], batch_size=1000
+        accounts,
+        ["balance", "pending", "lifetime_earned", "updated_at"],
+        batch_size=1000,
     )
 
     reason = _("Opening balance (import #%(job)s)") % {"job": job_id}
@@ -245,7 +257,7 @@ def write_opening_balances(
             "account_id": account.pk,
             "kind": EntryKind.EARN,
             "points": wanted[account.member_id][POINTS],
-            "total_after": account.balance + account.pending,
+            "total_after": account.balance,
             "source": EntrySource.IMPORT,
             "reason": reason,
             "reference": f"import:{job_id}",
@@ -259,17 +271,14 @@ def write_opening_balances(
     entry_ids = insert_rows(PointsEntry, entries, with_ids=True)
     lots = []
     for account, entry_id in zip(accounts, entry_ids, strict=True):
-        points = lot_points[account.member_id]
-        if points <= 0:
-            continue
         expire_on = wanted[account.member_id].get(EXPIRE_ON)
         lots.append(
             {
                 "shop_id": shop.pk,
                 "account_id": account.pk,
                 "entry_id": entry_id,
-                "points": points,
-                "remaining": points,
+                "points": wanted[account.member_id][POINTS],
+                "remaining": lot_remaining[account.pk],
                 "expires_at": end_of_day(expire_on, zone)
                 if expire_on
                 else default_expiry,
@@ -279,6 +288,26 @@ def write_opening_balances(
         )
     insert_rows(PointsLot, lots)
     return len(entries)
+
+
+def _refresh_pending(shop, accounts: list[PointsAccount], *, now) -> None:
+    """Bring `pending` of the (few) accounts with points in a return window up
+    to date, as every write to an account does: one query for all of them."""
+    if not accounts:
+        return
+    still = dict(
+        PointsLot.objects.filter(
+            shop=shop,
+            account_id__in=[a.pk for a in accounts],
+            remaining__gt=0,
+            available_at__gt=now,
+        )
+        .values("account_id")
+        .annotate(total=Sum("remaining"))
+        .values_list("account_id", "total")
+    )
+    for account in accounts:
+        account.pending = still.get(account.pk, 0)
 
 
 def _write(*, shop, rows, job_id, acting_user, actor_label) -> None:

@@ -47,7 +47,10 @@ def today(shop) -> datetime.date:
 
 
 def end_of(day: datetime.date, shop) -> datetime.datetime:
-    return datetime.datetime.combine(day, datetime.time(23, 59, 59), tzinfo=shop.zone)
+    """Points that expire on `day` are spendable until its last moment."""
+    return datetime.datetime.combine(
+        day + datetime.timedelta(days=1), datetime.time(), tzinfo=shop.zone
+    )
 
 
 def xlsx(rows) -> bytes:
@@ -419,8 +422,39 @@ def test_a_negative_balance_is_paid_back_before_a_lot_forms(shop):
         entry = PointsEntry.objects.get(account=account)
 
     assert account.balance == 70
-    assert (lot.points, lot.remaining) == (70, 70)
+    assert (lot.points, lot.remaining) == (100, 70)
     assert (entry.points, entry.total_after) == (100, 70)
+
+
+def test_the_import_brings_a_return_window_that_ended_up_to_date(shop):
+    member = MemberFactory(shop=shop)
+    account = PointsAccount.objects.unscoped().create(
+        shop=shop, member=member, balance=50, pending=50, lifetime_earned=50
+    )
+    earned = PointsEntry.objects.unscoped().create(
+        shop=shop,
+        account=account,
+        kind=EntryKind.EARN,
+        points=50,
+        total_after=50,
+        source=EntrySource.PURCHASE,
+    )
+    PointsLot.objects.unscoped().create(
+        shop=shop,
+        account=account,
+        entry=earned,
+        points=50,
+        remaining=50,
+        available_at=timezone.now() - datetime.timedelta(minutes=1),
+    )
+
+    with shop_scope(shop):
+        opening.write_opening_balances(
+            shop=shop, rows=[(member.pk, {"points": 10})], job_id=1
+        )
+        account.refresh_from_db()
+
+    assert (account.balance, account.pending, account.lifetime_earned) == (60, 0, 60)
 
 
 # Shops ------------------------------------------------------------------------------
