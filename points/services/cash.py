@@ -39,6 +39,7 @@ from points.models import (
 from points.services import ledger
 from points.services.rewards import (
     RedemptionRefused,
+    account_of,
     check_store,
     clean_key,
     conflict,
@@ -147,7 +148,7 @@ def quote(
     if points is not None:
         points = clean_points(points)
     policy = policy or policy_of(member.shop_id)
-    account = account or ledger.account_for(member)
+    account = account or account_of(member)
     rate = _Rate(policy)
     total_cents = int(total * 100)
     share = Decimal(policy.cash_max_share)

@@ -30,6 +30,7 @@ from members.models import Member
 from points.models import (
     EntryKind,
     EntrySource,
+    PointsAccount,
     PointsEntry,
     PointsLot,
     Redemption,
@@ -40,7 +41,7 @@ from points.models import (
 from points.services import ledger
 from shops.errors import NotFound
 from shops.models import Shop, Store
-from tiers.models import MemberTier, Tier
+from tiers.services.ladder import tier_of
 
 MAX_QUANTITY = 100
 MAX_KEY_LENGTH = 100
@@ -178,7 +179,7 @@ class _MemberContext:
     @classmethod
     def load(cls, member: Member, reward_ids: list[int], account=None):
         if account is None:
-            account = ledger.account_for(member)
+            account = account_of(member)
         return cls(
             spendable=spendable(account),
             tier_id=_tier_id(member),
@@ -241,20 +242,20 @@ def spendable(account, *, now: datetime | None = None) -> int:
 
 
 def _tier_id(member: Member) -> int | None:
-    """The member's current tier: their row, else the entry tier (lowest rank)."""
-    tier_id = (
-        MemberTier.objects.filter(shop_id=member.shop_id, member=member)
-        .values_list("tier_id", flat=True)
-        .first()
-    )
-    if tier_id is None:
-        tier_id = (
-            Tier.objects.filter(shop_id=member.shop_id)
-            .order_by("rank")
-            .values_list("pk", flat=True)
-            .first()
-        )
-    return tier_id
+    """The member's current tier (the entry tier when they never moved)."""
+    tier = tier_of(member)
+    return tier.pk if tier is not None else None
+
+
+def account_of(member: Member) -> PointsAccount:
+    """The member's account for reading: an unsaved empty one when they have
+    none yet (a read never creates the row)."""
+    account = PointsAccount.objects.filter(
+        shop_id=member.shop_id, member_id=member.pk
+    ).first()
+    if account is None:
+        account = PointsAccount(shop_id=member.shop_id, member=member)
+    return account
 
 
 def _taken(member: Member, reward_ids: list[int]) -> dict[int, int]:
