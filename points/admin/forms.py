@@ -16,6 +16,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 from unfold.widgets import (
+    UnfoldAdminCheckboxSelectMultipleWidget,
     UnfoldAdminIntegerFieldWidget,
     UnfoldAdminSelectWidget,
     UnfoldAdminTextInputWidget,
@@ -23,6 +24,8 @@ from unfold.widgets import (
 
 from points.models import EarningRule, ExpiryMode, PointsPolicy, Reward, RuleKind
 from shops.models import Store
+from shops.tenancy import current_shop_or_none
+from tiers.models import Tier
 
 
 def _add_service_errors(form: forms.Form, error: ValidationError) -> None:
@@ -30,8 +33,10 @@ def _add_service_errors(form: forms.Form, error: ValidationError) -> None:
     if hasattr(error, "error_dict"):
         for name, messages in error.message_dict.items():
             form.add_error(name if name in form.fields else None, messages)
-    else:
-        form.add_error(None, error.messages)
+        return
+    # The rewards service names the field a refusal is about, when one is.
+    field = getattr(error, "field", None)
+    form.add_error(field if field in form.fields else None, error.messages)
 
 
 class _OnceForm(forms.Form):
@@ -207,7 +212,28 @@ class PointsPolicyForm(forms.ModelForm):
         return cleaned
 
 
+def _this_shops(model):
+    """The current shop's rows (none outside a shop, e.g. the all-shops view)."""
+    shop = current_shop_or_none()
+    if shop is None:
+        return model.objects.unscoped().none()
+    return model.objects.filter(shop=shop)
+
+
 class EarningRuleForm(forms.ModelForm):
+    # Declared so the choices are read per request, in the request's shop.
+    excluded_stores = forms.ModelMultipleChoiceField(
+        label=_("not in these stores"),
+        queryset=Store.objects.unscoped().none(),
+        required=False,
+        help_text=_("Per purchase: purchases here earn no points."),
+        widget=UnfoldAdminCheckboxSelectMultipleWidget,
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["excluded_stores"].queryset = _this_shops(Store)
+
     class Meta:
         model = EarningRule
         fields = [
@@ -256,6 +282,18 @@ class EarningRuleForm(forms.ModelForm):
 
 
 class RewardForm(forms.ModelForm):
+    tiers = forms.ModelMultipleChoiceField(
+        label=_("for these tiers"),
+        queryset=Tier.objects.unscoped().none(),
+        required=False,
+        help_text=_("Only members of these tiers may take it. Empty: every tier."),
+        widget=UnfoldAdminCheckboxSelectMultipleWidget,
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["tiers"].queryset = _this_shops(Tier)
+
     class Meta:
         model = Reward
         fields = [
