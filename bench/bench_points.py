@@ -1,0 +1,208 @@
+"""Points at scale: balance reads, expiring a million lots, earning on purchase.
+
+1. Data: the members benchmarks' shop (1M members, 10M purchases at full size)
+   with a ladder, policies and a purchase earning rule, and a ledger of 10M
+   entries made with COPY by `points_data` (one account per member; about 1M
+   lots due). Both reused with --keep-data. The ledger's invariants are checked
+   on every account (balance = sum of entries = sum of open lots' remaining).
+2. Balance read: `GET /api/v1/members/{id}/points` in-process and
+   `points.services.ledger.account_for`, beside a bare primary-key SELECT of
+   the account row. Target p99 < 5 ms.
+3. Expiry: `points.services.expiry.expire_due_lots` over every due lot (about
+   1M at full size), beside a bare `UPDATE ... SET remaining = 0` of the same
+   lots before and after it; each in a transaction rolled back after, so the
+   kept ledger stays as it was. Target < 60 s, set-based.
+4. Earning's added time to completing a purchase: the settlement with and
+   without points earning (see `bench_tiers.bench_settlement`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import time
+
+from bench_tiers import bench_settlement
+from django.db import connection, transaction
+from django.test import Client
+from harness import (
+    compare,
+    env_int,
+    measure_interleaved,
+    reproduce,
+    skip_unless_postgres,
+)
+from members_data import dataset
+from points_data import (
+    check_invariants,
+    ensure_ledger,
+    ensure_programme,
+    ensure_tiers_settled,
+    is_placeholder,
+)
+
+from members.models import Member
+from shops.models import ApiKeyScope
+from shops.services import tenants
+
+READS = env_int("BENCH_BALANCE_READS", 2000)
+BARE_LABEL = "bare UPDATE of the due lots, remaining = 0"
+
+
+def sample_accounts(shop, count: int) -> list[tuple[int, int]]:
+    """(account id, member id) of random accounts, without sorting them all."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT id, member_id FROM points_pointsaccount TABLESAMPLE SYSTEM (5) "
+            "WHERE shop_id = %s LIMIT %s",
+            [shop.pk, count],
+        )
+        rows = cursor.fetchall()
+    random.Random(4).shuffle(rows)
+    return rows
+
+
+def bench_balance(shop) -> None:
+    from points.services.ledger import account_for
+
+    rows = sample_accounts(shop, 1000)
+    cycle = itertools.cycle(rows)
+    current = {}
+    _key, plain = tenants.create_api_key(
+        shop=shop, name="bench points", scope=ApiKeyScope.READ
+    )
+    client = Client()
+    headers = {"authorization": f"Api-Key {plain}"}
+
+    def bare():
+        current["row"] = next(cycle)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT * FROM points_pointsaccount WHERE id = %s", [current["row"][0]]
+            )
+            return cursor.fetchone()
+
+    def service():
+        member = Member(pk=current["row"][1], shop_id=shop.pk)
+        return account_for(member)
+
+    def api():
+        response = client.get(
+            f"/api/v1/members/{current['row'][1]}/points", headers=headers
+        )
+        assert response.status_code == 200, response.content[:300]
+
+    contenders = {
+        "bare SQL: the account row by primary key": bare,
+        "points.services.ledger.account_for()": service,
+    }
+    probe = client.get(f"/api/v1/members/{rows[0][1]}/points", headers=headers)
+    if probe.status_code == 200:
+        contenders["GET /api/v1/members/{id}/points (WSGI)"] = api
+    else:
+        print(f"  GET /api/v1/members/{{id}}/points answered {probe.status_code}")
+    timings = measure_interleaved(contenders, n=READS)
+    compare(
+        f"Balance read, {len(rows):,} random accounts (target p99 < 5 ms)", *timings
+    )
+
+
+def due_lots(shop, now) -> tuple[int, int]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*), coalesce(sum(remaining), 0) FROM points_pointslot "
+            "WHERE shop_id = %s AND remaining > 0 AND expires_at <= %s",
+            [shop.pk, now],
+        )
+        return cursor.fetchone()
+
+
+def bare_expiry(shop, now) -> tuple[float, int]:
+    with transaction.atomic(), connection.cursor() as cursor:
+        started = time.perf_counter()
+        cursor.execute(
+            "UPDATE points_pointslot SET remaining = 0 "
+            "WHERE shop_id = %s AND remaining > 0 AND expires_at <= %s",
+            [shop.pk, now],
+        )
+        took = time.perf_counter() - started
+        rows = cursor.rowcount
+        transaction.set_rollback(True)
+    return took, rows
+
+
+def bench_expiry(shop, ledger) -> None:
+    try:
+        from points.services.expiry import expire_due_lots
+    except ImportError:
+        print("\n  expiry: points.services.expiry.expire_due_lots is not there yet")
+        return
+    now = ledger.reference
+    count, points = due_lots(shop, now)
+    print(
+        f"\nExpiring {count:,} due lots ({points:,} points) as of "
+        f"{now:%Y-%m-%d %H:%M} UTC, each run rolled back after"
+    )
+    before, rows = bare_expiry(shop, now)
+    print(f"  {BARE_LABEL + ' (before)':58} {before:9.2f} s   {rows:,} lots")
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT coalesce(sum(expired), 0), coalesce(sum(balance), 0) "
+                "FROM points_pointsaccount WHERE shop_id = %s",
+                [shop.pk],
+            )
+            expired_before, balance_before = cursor.fetchone()
+        started = time.perf_counter()
+        result = expire_due_lots(shop=shop, now=now)
+        took = time.perf_counter() - started
+        left, _ = due_lots(shop, now)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT coalesce(sum(expired), 0), coalesce(sum(balance), 0) "
+                "FROM points_pointsaccount WHERE shop_id = %s",
+                [shop.pk],
+            )
+            expired_after, balance_after = cursor.fetchone()
+        transaction.set_rollback(True)
+    print(
+        f"  {'expire_due_lots()':58} {took:9.2f} s   returned {result!r}; "
+        f"{left:,} due lots left; accounts' expired "
+        f"+{expired_after - expired_before:,}, "
+        f"balances {balance_after - balance_before:+,} (due points {points:,})"
+    )
+    after, _ = bare_expiry(shop, now)
+    print(f"  {BARE_LABEL + ' (after)':58} {after:9.2f} s")
+    baseline = (before + after) / 2
+    print(
+        f"  ratio: {took / baseline:.2f}x the bare UPDATE (target < 60 s for 1M lots)"
+    )
+
+
+def main() -> None:
+    if skip_unless_postgres("the points benchmark (data made with COPY)"):
+        return
+    with dataset() as shop:
+        ensure_programme(shop)
+        ledger = ensure_ledger(shop)
+        started = time.perf_counter()
+        checked, broken = check_invariants(shop)
+        print(
+            f"  invariants (balance = sum of entries = sum of open lots): "
+            f"{checked:,} accounts, {broken:,} broken "
+            f"({time.perf_counter() - started:.1f} s)"
+        )
+        ensure_tiers_settled(shop)
+        bench_balance(shop)
+        bench_expiry(shop, ledger)
+        from points.services.earning import earn_for_purchase
+
+        if is_placeholder(earn_for_purchase):
+            print("\n  earn_for_purchase is still the placeholder: timed anyway")
+        bench_settlement(
+            shop,
+            prefix="bp",
+            title="Recording a completed purchase, rolled back (points earning's "
+            "added time)",
+        )
+        reproduce("bench_points")
