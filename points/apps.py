@@ -7,6 +7,12 @@ class PointsConfig(AppConfig):
     verbose_name = _("Points")
 
     def ready(self):
+        from points import events
+
+        events.register()
         from points import registrations
 
         registrations.register()
+        from points.imports import register as register_opening_balances
+
+        register_opening_balances()
