@@ -103,7 +103,7 @@ def test_the_balance_read_is_one_indexed_lookup_plus_one_for_expiry(api, member)
         response = api.get(f"/api/v1/members/{member.pk}/points")
 
     assert response.status_code == 200
-    points_queries = [q["sql"] for q in queries if "points_" in q["sql"]]
+    points_queries = [q["sql"] for q in queries if "points_points" in q["sql"]]
     assert len(points_queries) == 2, points_queries
 
 
