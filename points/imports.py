@@ -6,7 +6,8 @@ and "points_expire_on" (a date, today or later; empty: the shop's expiry
 policy decides). The dry run shows them per row and reports bad cells by row
 and column; the import writes, per chunk of rows and in its transaction, one
 ledger credit per member (kind "earn", source "import" = opening balance) with
-its lot, and adds the points to the member's account. The entry's idempotency
+its lot, adds the points to the member's account and records a
+`points.earned` event, as the ledger does for every credit. The entry's idempotency
 key is "opening:<job id>:<member id>", so running the same import again (a
 redelivered task, a retry after a failure) never credits a member twice.
 
@@ -17,9 +18,9 @@ COPY on PostgreSQL, see members.services.imports.copying).
 
 from __future__ import annotations
 
-import calendar
 import datetime
 import re
+from types import SimpleNamespace
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -28,21 +29,17 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from members.models import ImportKind
+from members.models import ImportKind, Member
 from members.services.imports.copying import insert_rows
 from members.services.imports.extra import register_import_columns
 from members.services.imports.fields import parse_datetime
 from members.services.imports.reading import cell_text
+from shops.services.events import emit_events
 
-from .models import (
-    EntryKind,
-    EntrySource,
-    ExpiryMode,
-    PointsAccount,
-    PointsEntry,
-    PointsLot,
-    PointsPolicy,
-)
+from .events import POINTS_EARNED
+from .models import EntryKind, EntrySource, PointsAccount, PointsEntry, PointsLot
+from .services import rules
+from .services.ledger import entry_payload
 
 POINTS = "points"
 EXPIRE_ON = "points_expire_on"
@@ -165,32 +162,6 @@ def end_of_day(day: datetime.date, zone) -> datetime.datetime:
     )
 
 
-def _add_months(day: datetime.date, months: int) -> datetime.date:
-    month_index = day.month - 1 + months
-    year, month = day.year + month_index // 12, month_index % 12 + 1
-    return day.replace(
-        year=year, month=month, day=min(day.day, calendar.monthrange(year, month)[1])
-    )
-
-
-def policy_expiry(policy: PointsPolicy, *, now, zone) -> datetime.datetime | None:
-    """When points credited `now` expire by the shop's policy (None: never):
-    N months later at the same local time, or the first instant of the year
-    after next ("at the end of the following year")."""
-    if policy.expiry == ExpiryMode.NEVER:
-        return None
-    local = timezone.localtime(now, zone).replace(tzinfo=None)
-    if policy.expiry == ExpiryMode.MONTHS:
-        day = _add_months(local.date(), policy.expiry_months)
-        return timezone.make_aware(datetime.datetime.combine(day, local.time()), zone)
-    return end_of_day(datetime.date(local.year + 1, 12, 31), zone)
-
-
-def shop_policy(shop) -> PointsPolicy:
-    """The shop's policy, or the defaults when it has not saved one."""
-    return PointsPolicy.objects.filter(shop=shop).first() or PointsPolicy(shop=shop)
-
-
 # Writing --------------------------------------------------------------------------
 
 
@@ -221,7 +192,9 @@ def write_opening_balances(
         return 0
     now = timezone.now()
     zone = shop.zone
-    default_expiry = policy_expiry(shop_policy(shop), now=now, zone=zone)
+    default_expiry = rules.expiry_for(
+        rules.policy_for(shop, cached=False), shop=shop, at=now
+    )
 
     PointsAccount.objects.bulk_create(
         [PointsAccount(shop=shop, member_id=m) for m in sorted(wanted)],
@@ -287,7 +260,26 @@ def write_opening_balances(
             }
         )
     insert_rows(PointsLot, lots)
+    _emit_earned(shop, accounts, entries, entry_ids)
     return len(entries)
+
+
+def _emit_earned(shop, accounts, entries, entry_ids) -> None:
+    """One `points.earned` per credit, as the ledger sends for every credit
+    (so an integrator mirroring balances stays right), written in bulk."""
+    codes = dict(
+        Member.objects.filter(shop=shop, pk__in=[a.member_id for a in accounts])
+        .values_list("pk", "member_code")
+        .order_by()
+    )
+    payloads = []
+    for account, row, entry_id in zip(accounts, entries, entry_ids, strict=True):
+        entry = SimpleNamespace(**row, pk=entry_id, purchase_id=None)
+        member = SimpleNamespace(
+            pk=account.member_id, member_code=codes.get(account.member_id, "")
+        )
+        payloads.append(entry_payload(entry, account=account, member=member))
+    emit_events(shop=shop, topic=POINTS_EARNED, payloads=payloads)
 
 
 def _refresh_pending(shop, accounts: list[PointsAccount], *, now) -> None:

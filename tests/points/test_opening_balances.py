@@ -23,6 +23,7 @@ from points.models import (
     PointsLot,
     PointsPolicy,
 )
+from shops.models import OutboxEvent
 from shops.tenancy import shop_scope
 from tests.factories import UserFactory
 from tests.members.factories import MemberFactory
@@ -182,6 +183,16 @@ def test_a_csv_with_points_and_expiry_gives_balances_entries_and_lots(shop, mana
     )
     assert lots["+8613900139000"].available_at <= timezone.now()
     assert_ledger_adds_up(shop)
+    # Integrators hear of each credit, as of any other.
+    events = OutboxEvent.objects.unscoped().filter(topic="points.earned")
+    assert sorted(
+        (e.payload["entry"]["points"], e.payload["balance"]) for e in events
+    ) == [
+        (1200, 1200),
+        (3500, 3500),
+    ]
+    assert {e.payload["entry"]["source"] for e in events} == {"import"}
+    assert {e.shop_id for e in events} == {shop.pk}
 
 
 def test_an_excel_file_with_number_and_date_cells_is_read_alike(shop, manager):
@@ -351,6 +362,7 @@ def test_running_the_same_import_again_does_not_double_the_points(shop, manager)
         assert PointsEntry.objects.count() == 2
         assert PointsLot.objects.count() == 2
     assert_ledger_adds_up(shop)
+    assert OutboxEvent.objects.unscoped().filter(topic="points.earned").count() == 2
 
 
 def test_writing_the_same_rows_twice_credits_once(shop, manager):
