@@ -43,6 +43,7 @@ from points.services.rewards import (
     check_store,
     clean_key,
     conflict,
+    lock_account,
     refuse,
     spendable,
 )
@@ -425,17 +426,20 @@ def return_order_payment(
     cancels the payment). Once per refund. None when nothing was paid with
     points (or nothing is due).
     """
+    paid = Redemption.objects.filter(
+        shop_id=purchase.shop_id,
+        external_order_id=purchase.external_order_id,
+        member_id=purchase.member_id,
+        kind=RedemptionKind.ORDER_PAYMENT,
+        status=RedemptionStatus.COMPLETED,
+    )
+    first = paid.select_related("debit").order_by("pk").first()
+    if first is None:
+        return None
+    # The account before the payments' rows (rewards' lock order).
+    lock_account(first.shop_id, first.debit.account_id)
     payments = list(
-        Redemption.objects.filter(
-            shop_id=purchase.shop_id,
-            external_order_id=purchase.external_order_id,
-            member_id=purchase.member_id,
-            kind=RedemptionKind.ORDER_PAYMENT,
-            status=RedemptionStatus.COMPLETED,
-        )
-        .select_related("debit")
-        .order_by("pk")
-        .select_for_update(of=("self",))
+        paid.select_related("debit").order_by("pk").select_for_update(of=("self",))
     )
     entry = None
     for payment in payments:

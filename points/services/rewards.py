@@ -1,8 +1,11 @@
 """The rewards catalogue (积分商城): what members see, redeeming, cancelling.
 
-Locks, always in this order: redemption row (cancel only), reward row (its
-stock), then the member's points account (taken by the ledger). A redemption
-and its debit are written in one transaction; a refusal writes nothing.
+Locks, always in this order (the settlement's refunds take the purchase first,
+then the same): the member's points account, the redemption row (cancel, or
+a refund's return), then the reward row (its stock). One order everywhere, so
+a redemption, a cancel and a refund of one member never deadlock. A
+redemption and its debit are written in one transaction; a refusal writes
+nothing.
 
 Idempotency: a redemption's debit carries the key `reward:<key>`, unique in
 the shop (the ledger's constraint). A replay with the same key returns the
@@ -331,12 +334,12 @@ def redeem_reward(
     check_store(store, member)
     now = timezone.now()
     with transaction.atomic():
+        account = ledger.account_for(member, lock=True)
         reward = (
             Reward.objects.filter(shop_id=member.shop_id, pk=reward.pk)
             .select_for_update(of=("self",))
             .get()
         )
-        account = ledger.account_for(member, lock=True)
         if key:
             first = _replay(member, KEY_PREFIX + key)
             if first is not None:
@@ -395,6 +398,14 @@ def redeem_reward(
         return redemption
 
 
+def lock_account(shop_id: int, account_id: int) -> None:
+    """Lock a points account row until the end of the transaction (the first
+    lock of the order in the module docstring)."""
+    PointsAccount.objects.filter(shop_id=shop_id, pk=account_id).select_for_update(
+        of=("self",)
+    ).values_list("pk").get()
+
+
 def _replay(member: Member, key: str) -> Redemption | None:
     """The redemption whose debit carries `key`, or None (conflict when the key
     belongs to another member or to an entry that is no redemption)."""
@@ -431,9 +442,18 @@ def cancel_redemption(
     only the rest."""
     if not isinstance(reason, str) or len(reason) > 200 or "\x00" in reason:
         refuse("invalid_reason", _("The reason is up to 200 characters."))
+    found = (
+        Redemption.objects.filter(shop_id=redemption.shop_id, pk=redemption.pk)
+        .select_related("debit")
+        .first()
+    )
+    if found is None:
+        raise NotFound()
     with transaction.atomic():
+        lock_account(found.shop_id, found.debit.account_id)
         redemption = (
-            Redemption.objects.filter(shop_id=redemption.shop_id, pk=redemption.pk)
+            Redemption.objects.filter(shop_id=found.shop_id, pk=found.pk)
+            .select_related("debit")
             .select_for_update(of=("self",))
             .get()
         )

@@ -5,9 +5,16 @@ retried request never debits twice."""
 import pytest
 from django.core.exceptions import ValidationError
 
-from points.models import PointsAccount, PointsEntry, Redemption, Reward
+from points.models import (
+    PointsAccount,
+    PointsEntry,
+    Redemption,
+    RedemptionStatus,
+    Reward,
+)
+from points.services import settlement
 from points.services.cash import pay_with_points
-from points.services.rewards import redeem_reward
+from points.services.rewards import cancel_redemption, redeem_reward
 from shops.tenancy import shop_scope
 from tests.members.factories import MemberFactory
 from tests.members.test_purchases_concurrency import at_once
@@ -121,3 +128,48 @@ def test_two_payments_with_points_for_one_pay_once(shop):
     assert all(isinstance(r, Redemption | ValidationError) for r in results), results
     assert codes(results) == ["insufficient_points"]
     assert figures(shop, member) == (0, 1, None)
+
+
+def test_a_cancel_and_a_refund_of_one_payment_at_once_return_it_once(shop):
+    member = funded_member(shop, 5000)
+    with shop_scope(shop):
+        paid = pay_with_points(
+            member=member, external_order_id="O-4", order_total="100", points=1000
+        )
+        purchase = settlement.record_purchase(
+            shop=shop, member=member, external_order_id="O-4", amount="100"
+        )
+
+    results = at_once(
+        shop,
+        lambda: cancel_redemption(redemption=paid),
+        lambda: settlement.refund_purchase(purchase=purchase, amount="50"),
+    )
+
+    assert not [r for r in results if isinstance(r, Exception)], results
+    # Whichever came first, the payment's 1000 points came back exactly once.
+    assert figures(shop, member)[0] == 5000
+    with shop_scope(shop):
+        paid.refresh_from_db()
+        assert paid.status == RedemptionStatus.CANCELLED
+
+
+def test_a_redemption_and_a_cancel_of_one_reward_at_once_both_finish(shop):
+    member = funded_member(shop, 500)
+    reward = RewardFactory(shop=shop, points_price=100, stock=1)
+    with shop_scope(shop):
+        first = redeem_reward(member=member, reward=reward)
+
+    results = at_once(
+        shop,
+        lambda: cancel_redemption(redemption=first),
+        lambda: redeem_reward(member=member, reward=reward),
+    )
+
+    assert isinstance(results[0], Redemption), results
+    # The redemption got the item back in time, or found the stock empty.
+    if isinstance(results[1], Redemption):
+        assert figures(shop, member, reward) == (400, 2, 0)
+    else:
+        assert results[1].code == "out_of_stock"
+        assert figures(shop, member, reward) == (500, 1, 1)

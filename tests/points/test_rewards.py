@@ -5,6 +5,8 @@ from datetime import timedelta
 import factory
 import pytest
 from django.core.exceptions import ValidationError
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from points.models import (
@@ -338,3 +340,69 @@ def test_another_shops_store_is_refused(member, in_shop, other_shop):
 
     assert refused.value.code == "invalid_store"
     assert snapshot(member, reward) == before
+
+
+def test_another_shops_redemption_cannot_be_cancelled(in_shop, other_shop):
+    stranger = MemberFactory(shop=other_shop)
+    with shop_scope(other_shop):
+        give(stranger, 100)
+        reward = RewardFactory(shop=other_shop, stock=1)
+        theirs = redeem_reward(member=stranger, reward=reward)
+
+    with pytest.raises(NotFound):
+        cancel_redemption(redemption=theirs)
+
+    with shop_scope(other_shop):
+        theirs.refresh_from_db()
+        reward.refresh_from_db()
+        assert theirs.status == RedemptionStatus.COMPLETED
+        assert (balance(stranger), reward.stock) == (0, 0)
+
+
+# ---------------------------------------------------------------- pending
+
+
+def test_points_in_the_return_window_cannot_be_redeemed_yet(in_shop):
+    member = MemberFactory(shop=in_shop)
+    give(member, 50)
+    ledger.credit(
+        member=member,
+        points=100,
+        kind=EntryKind.EARN,
+        source=EntrySource.PURCHASE,
+        available_at=timezone.now() + timedelta(days=7),
+    )
+    reward = RewardFactory(shop=in_shop, points_price=100)
+    before = snapshot(member, reward)
+
+    (listed,) = visible_rewards(shop=in_shop, member=member)
+    with pytest.raises(ValidationError) as refused:
+        redeem_reward(member=member, reward=reward)
+
+    assert listed.availability.reason == "insufficient_points"
+    assert refused.value.code == "insufficient_points"
+    assert snapshot(member, reward) == before == (150, 10, 0, 2)
+
+
+# ---------------------------------------------------------------- speed
+
+
+def test_the_catalogue_for_a_member_costs_the_same_few_queries(
+    member, in_shop, django_assert_num_queries
+):
+    gold = Tier.objects.create(shop=in_shop, name="Gold", rank=1, min_spend=1000)
+    Tier.objects.create(shop=in_shop, name="Normal", rank=0)
+    MemberTier.objects.create(
+        shop=in_shop, member=member, tier=gold, since=timezone.now()
+    )
+    for _ in range(2):
+        redeem_reward(member=member, reward=RewardFactory(shop=in_shop, tiers=[gold]))
+    with CaptureQueriesContext(connection) as few:
+        visible_rewards(shop=in_shop, member=member)
+    for _ in range(20):
+        RewardFactory(shop=in_shop, tiers=[gold], points_price=1)
+
+    with django_assert_num_queries(len(few.captured_queries)):
+        rewards = visible_rewards(shop=in_shop, member=member)
+
+    assert len(rewards) == 22
