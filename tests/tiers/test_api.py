@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 from shops.models import ApiKeyScope
 from shops.tenancy import shop_scope
 from tests.factories import make_api_key
-from tests.members.factories import MemberFactory
+from tests.members.factories import MemberFactory, PurchaseFactory
 from tests.tiers.factories import make_ladder
 from tiers.models import MemberTier, TierChange, TierChangeReason
 from tiers.services.evaluation import evaluate_member, move_member
@@ -29,11 +29,19 @@ def client_for(shop, scope=ApiKeyScope.WRITE) -> APIClient:
     return client
 
 
-def spender(shop, spent="0.00", orders=0, **fields):
-    """A member with these lifetime figures, placed in the tier they meet."""
-    member = MemberFactory(
-        shop=shop, total_spent=Decimal(spent), order_count=orders, **fields
-    )
+def spender(shop, spent="0.00", orders=None):
+    """A member with completed purchases worth `spent` over `orders` orders
+    (one order by default), figures to match, placed in the tier they meet."""
+    orders = (1 if Decimal(spent) else 0) if orders is None else orders
+    member = MemberFactory(shop=shop, total_spent=Decimal(spent), order_count=orders)
+    amounts = [Decimal(spent) / orders] * orders if orders else []
+    for amount in amounts:
+        PurchaseFactory(
+            member=member,
+            shop=shop,
+            amount=amount.quantize(Decimal("0.01")),
+            completed_at=timezone.now(),
+        )
     with shop_scope(shop):
         evaluate_member(member=member, reason=TierChangeReason.PURCHASE)
     return member
