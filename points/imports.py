@@ -182,13 +182,7 @@ def write_opening_balances(
     if not wanted:
         return 0
     keys = {m: opening_key(job_id=job_id, member_id=m) for m in wanted}
-    done = set(
-        PointsEntry.objects.filter(
-            shop=shop, idempotency_key__in=keys.values()
-        ).values_list("idempotency_key", flat=True)
-    )
-    wanted = {m: v for m, v in wanted.items() if keys[m] not in done}
-    if not wanted:
+    if not (wanted := _not_yet_credited(shop, wanted, keys)):
         return 0
     now = timezone.now()
     zone = shop.zone
@@ -206,6 +200,11 @@ def write_opening_balances(
         .filter(shop=shop, member_id__in=list(wanted))
         .order_by("id")
     )
+    # Checked again under the locks: a run of the same import that held them
+    # has committed its credits by now.
+    if not (wanted := _not_yet_credited(shop, wanted, keys)):
+        return 0
+    accounts = [a for a in accounts if a.member_id in wanted]
     # A negative balance (a refund under "go negative") is paid back first:
     # the lot keeps what is left of its points.
     lot_remaining: dict[int, int] = {}
@@ -262,6 +261,15 @@ def write_opening_balances(
     insert_rows(PointsLot, lots)
     _emit_earned(shop, accounts, entries, entry_ids)
     return len(entries)
+
+
+def _not_yet_credited(shop, wanted: dict, keys: dict) -> dict:
+    done = set(
+        PointsEntry.objects.filter(
+            shop=shop, idempotency_key__in=[keys[m] for m in wanted]
+        ).values_list("idempotency_key", flat=True)
+    )
+    return {m: v for m, v in wanted.items() if keys[m] not in done}
 
 
 def _emit_earned(shop, accounts, entries, entry_ids) -> None:

@@ -499,3 +499,118 @@ def test_another_shops_task_cannot_run_the_import(shop, other_shop, manager):
 
     assert balances(shop) == {}
     assert ImportJob.objects.unscoped().get(pk=job.pk).status == ImportStatus.QUEUED
+
+
+# With the rest of the ledger --------------------------------------------------------
+
+
+def test_imported_points_are_spent_by_their_expiry_like_any_other(shop):
+    from points.services import ledger
+
+    member = MemberFactory(shop=shop)
+    soon = today(shop) + datetime.timedelta(days=10)
+    with shop_scope(shop):
+        ledger.credit(
+            member=member,
+            points=100,
+            kind=EntryKind.EARN,
+            source=EntrySource.CAMPAIGN,
+        )
+        opening.write_opening_balances(
+            shop=shop,
+            rows=[(member.pk, {"points": 500, "points_expire_on": soon})],
+            job_id=3,
+        )
+        ledger.debit(
+            member=member,
+            points=200,
+            kind=EntryKind.REDEEM,
+            source=EntrySource.REWARD,
+        )
+        remaining = {
+            lot.entry.source: lot.remaining
+            for lot in PointsLot.objects.select_related("entry")
+        }
+        account = PointsAccount.objects.get(member=member)
+
+    # The imported lot expires first, so it is spent first.
+    assert remaining == {EntrySource.IMPORT: 300, EntrySource.CAMPAIGN: 100}
+    assert account.balance == 400
+    assert account.lifetime_earned == 600
+
+
+def _in_transaction(call):
+    from django.db import transaction
+
+    def run():
+        with transaction.atomic():
+            return call()
+
+    return run
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_an_import_and_a_redemption_at_once_lose_no_point(shop):
+    import threading
+
+    from django.db import connection
+
+    from points.services import ledger
+
+    member = MemberFactory(shop=shop)
+    with shop_scope(shop):
+        ledger.credit(
+            member=member, points=100, kind=EntryKind.EARN, source=EntrySource.CAMPAIGN
+        )
+    start = threading.Barrier(3)
+    results: list = [None] * 3
+    calls = [
+        _in_transaction(
+            lambda: opening.write_opening_balances(
+                shop=shop, rows=[(member.pk, {"points": 500})], job_id=11
+            )
+        ),
+        # The same import's rows twice at once (a redelivered task): once only.
+        _in_transaction(
+            lambda: opening.write_opening_balances(
+                shop=shop, rows=[(member.pk, {"points": 500})], job_id=11
+            )
+        ),
+        lambda: ledger.debit(
+            member=member, points=80, kind=EntryKind.REDEEM, source=EntrySource.REWARD
+        ),
+    ]
+
+    def run(index, call):
+        try:
+            with shop_scope(shop):
+                start.wait()
+                results[index] = call()
+        except Exception as exc:
+            results[index] = exc
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert results[:2] in ([0, 1], [1, 0]), results
+    assert not isinstance(results[2], Exception), results[2]
+    with shop_scope(shop):
+        account = PointsAccount.objects.get(member=member)
+        assert PointsEntry.objects.filter(source=EntrySource.IMPORT).count() == 1
+    assert account.balance == 100 + 500 - 80
+    assert_ledger_adds_up_with_spending(shop)
+
+
+def assert_ledger_adds_up_with_spending(shop):
+    with shop_scope(shop):
+        for account in PointsAccount.objects.all():
+            entries = PointsEntry.objects.filter(account=account)
+            lots = PointsLot.objects.filter(account=account)
+            assert account.balance == sum(e.points for e in entries)
+            assert account.balance == sum(lot.remaining for lot in lots)
