@@ -279,6 +279,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "tiers.run_period_ends_everywhere",
         "schedule": crontab(hour=16, minute=15),
     },
+    # Every shop's tiers recalculated, set-based, after the period ends (00:30).
+    "tiers-recalculate": {
+        "task": "tiers.recalculate_everywhere",
+        "schedule": crontab(hour=16, minute=30),
+    },
     # Lots that are due expire (00:45 Shanghai); pending points become spendable.
     "points-expire": {
         "task": "points.expire_due_lots_everywhere",
@@ -288,6 +293,16 @@ CELERY_BEAT_SCHEDULE = {
     "points-birthdays": {
         "task": "points.award_birthday_bonuses_everywhere",
         "schedule": crontab(hour=1, minute=0),
+    },
+    # Points out of their return window become spendable (shown as such).
+    "points-release-pending": {
+        "task": "points.release_pending_everywhere",
+        "schedule": timedelta(hours=1),
+    },
+    # Registration and completed-profile bonuses, set-based and once by key.
+    "points-signup-bonuses": {
+        "task": "points.award_signup_bonuses_everywhere",
+        "schedule": timedelta(minutes=10),
     },
 }
 

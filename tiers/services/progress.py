@@ -14,7 +14,7 @@ from django.utils.translation import ngettext
 
 from members.models import Purchase
 from shops.tenancy import shop_scope
-from tiers.models import DowngradeRule, ManualMode, MemberTier, Tier, Window
+from tiers.models import Basis, DowngradeRule, ManualMode, MemberTier, Tier, Window
 
 from .evaluation import manual_active
 from .figures import (
@@ -121,6 +121,9 @@ def _short(needed_spend, needed_orders, *, both: bool) -> str:
 def _missing(tier, figures: Figures, basis: str):
     spend = max(tier.min_spend - figures.spend, ZERO) if uses_spend(basis) else None
     orders = max(tier.min_orders - figures.orders, 0) if uses_orders(basis) else None
+    if basis == Basis.EITHER and (spend == 0 or orders == 0):
+        # Either one met is enough: nothing more is needed.
+        return ZERO, 0
     return spend, orders
 
 
@@ -170,10 +173,7 @@ def _progress(policy, ladder, by_id, state, figures, today) -> Progress:
     if keep_by is not None:
         spend_to_keep, orders_to_keep = _missing(tier, figures, policy.basis)
         needs = _short(spend_to_keep, orders_to_keep, both=both)
-        met = not needs or (
-            policy.basis == "either" and (spend_to_keep == 0 or orders_to_keep == 0)
-        )
-        if met:
+        if not needs:
             sentences.append(
                 _("%(tier)s is kept at the period end on %(date)s.")
                 % {"tier": tier_name(tier), "date": date_format(keep_by, "j M Y")}

@@ -1,0 +1,241 @@
+# SQL text is built from model metadata and constants; every value is a
+# parameter.
+# ruff: noqa: S608
+"""The set-based SQL shared by recalculation, rule-change previews and period
+ends (PostgreSQL).
+
+Every statement names the shop in each table it reads or writes (raw SQL is
+outside the tenancy guard). The ladder travels as a VALUES list, so no
+statement joins the tiers table, and the qualified rank is one CASE over the
+thresholds, highest rank first.
+
+`apply_moves` is the one writer: given a `calc` CTE (one row per member to
+look at: current and new rank, figures, and which period fields to set), ONE
+statement updates the members' tier rows (only where the tier is still the one
+read, so a purchase committed meanwhile is never overwritten), inserts rows
+for members moving off the entry tier, inserts a TierChange for each member
+who moved (from the RETURNING rows) and a `tier.changed` outbox event for each
+change; nobody else is written.
+"""
+
+from __future__ import annotations
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from members.models import Member, Purchase
+from shops.models import OutboxEvent
+from shops.services.events.outbox import kick_relay
+from tiers.models import Basis, MemberTier, TierChange
+
+from .events import TIER_CHANGED
+from .figures import ORDER_STATUSES, SPEND_STATUSES
+
+PURCHASES = Purchase._meta.db_table
+MEMBERS = Member._meta.db_table
+MEMBER_TIERS = MemberTier._meta.db_table
+CHANGES = TierChange._meta.db_table
+OUTBOX = OutboxEvent._meta.db_table
+
+SPEND_IN = "(" + ", ".join(f"'{s}'" for s in SPEND_STATUSES) + ")"
+ORDERS_IN = "(" + ", ".join(f"'{s}'" for s in ORDER_STATUSES) + ")"
+
+
+def ladder_cte(ladder, params: dict, name: str = "ladder") -> str:
+    """`name(id, rank, min_spend, min_orders, tname)` as VALUES; unsaved tiers
+    (a proposal) get no id."""
+    rows = []
+    for i, tier in enumerate(ladder):
+        key = f"{name}_{i}"
+        params[f"{key}_id"] = tier.pk
+        params[f"{key}_rank"] = int(tier.rank)
+        params[f"{key}_spend"] = tier.min_spend
+        params[f"{key}_orders"] = int(tier.min_orders)
+        params[f"{key}_name"] = tier.name
+        rows.append(
+            f"(%({key}_id)s::bigint, %({key}_rank)s::int, %({key}_spend)s::numeric, "
+            f"%({key}_orders)s::bigint, %({key}_name)s::text)"
+        )
+    columns = "id, rank, min_spend, min_orders, tname"
+    return f"{name}({columns}) AS (VALUES {', '.join(rows)})"
+
+
+def qualified_rank(ladder, basis: str, spend: str, orders: str, params: dict) -> str:
+    """SQL for the rank of the highest tier met by `spend` / `orders` (column
+    expressions); the entry rank when none is."""
+    entry = min(int(t.rank) for t in ladder)
+    whens = []
+    for i, tier in enumerate(sorted(ladder, key=lambda t: -t.rank)):
+        if int(tier.rank) == entry:
+            continue
+        ps, po = f"q{i}_spend", f"q{i}_orders"
+        params[ps], params[po] = tier.min_spend, int(tier.min_orders)
+        spend_ok = f"{spend} >= %({ps})s::numeric"
+        orders_ok = f"{orders} >= %({po})s"
+        cond = {
+            Basis.SPEND: spend_ok,
+            Basis.ORDERS: orders_ok,
+            Basis.EITHER: f"({spend_ok} OR {orders_ok})",
+            Basis.BOTH: f"({spend_ok} AND {orders_ok})",
+        }[basis]
+        whens.append(f"WHEN {cond} THEN {int(tier.rank)}")
+    if not whens:
+        return str(entry)
+    return f"(CASE {' '.join(whens)} ELSE {entry} END)"
+
+
+def figures_aggregate(*, lower: str | None, upper: str | None) -> str:
+    """The shop's per-member figures over a window, one GROUP BY (the bare
+    aggregate the benchmark compares with). `lower` / `upper` are parameter
+    names of aware datetimes (or None)."""
+    bounds = ""
+    if lower:
+        bounds += f" AND p.occurred_at >= %({lower})s"
+    if upper:
+        bounds += f" AND p.occurred_at < %({upper})s"
+    return (
+        "SELECT p.member_id, SUM(p.paid_amount - p.refunded_amount) AS spend, "
+        f"COUNT(*) FILTER (WHERE p.status IN {ORDERS_IN}) AS orders "
+        f"FROM {PURCHASES} p WHERE p.shop_id = %(shop)s AND p.status IN {SPEND_IN}"
+        f"{bounds} GROUP BY p.member_id"
+    )
+
+
+def figures_lateral(row: str, lower: str, upper: str) -> str:
+    """One member's figures between two SQL expressions (aware datetimes; a
+    NULL lower bound is no bound), on the (shop, member, -occurred_at) index."""
+    return (
+        "LEFT JOIN LATERAL (SELECT COALESCE(SUM(p.paid_amount - p.refunded_amount), 0)"
+        f" AS spend, COUNT(*) FILTER (WHERE p.status IN {ORDERS_IN}) AS orders "
+        f"FROM {PURCHASES} p WHERE p.shop_id = %(shop)s"
+        f" AND p.member_id = {row}.member_id"
+        f" AND p.status IN {SPEND_IN} AND ({lower} IS NULL OR p.occurred_at >= {lower})"
+        f" AND p.occurred_at < {upper}) f ON TRUE"
+    )
+
+
+def local_midnight(day_sql: str) -> str:
+    """An aware datetime: the start of the day `day_sql` in the shop's zone."""
+    return f"(({day_sql})::timestamp AT TIME ZONE %(tz)s)"
+
+
+# The columns a `calc` CTE provides (see the module docstring):
+#   member_id, has_row, old_tier_id, old_rank, new_rank, spend, orders,
+#   set_period, period_ends_on, set_start, start_rank,
+#   set_grace, grace_until, grace_rank, clear_manual
+_APPLY = f"""
+, upd AS (
+    UPDATE {MEMBER_TIERS} mt SET
+        tier_id = nt.id,
+        since = CASE WHEN c.new_rank <> c.old_rank THEN %(now)s ELSE mt.since END,
+        period_ends_on = CASE WHEN c.set_period THEN c.period_ends_on
+                              ELSE mt.period_ends_on END,
+        period_start_tier_id = CASE WHEN c.set_start THEN st.id
+                                    ELSE mt.period_start_tier_id END,
+        grace_until = CASE WHEN c.set_grace THEN c.grace_until ELSE mt.grace_until END,
+        grace_target_id = CASE WHEN c.set_grace THEN gt.id ELSE mt.grace_target_id END,
+        manual_tier_id = CASE WHEN c.clear_manual THEN NULL ELSE mt.manual_tier_id END,
+        manual_mode = CASE WHEN c.clear_manual THEN '' ELSE mt.manual_mode END,
+        manual_until = CASE WHEN c.clear_manual THEN NULL ELSE mt.manual_until END,
+        manual_reason = CASE WHEN c.clear_manual THEN '' ELSE mt.manual_reason END,
+        manual_by_id = CASE WHEN c.clear_manual THEN NULL ELSE mt.manual_by_id END,
+        manual_at = CASE WHEN c.clear_manual THEN NULL ELSE mt.manual_at END,
+        updated_at = %(now)s
+    FROM calc c
+        JOIN ladder nt ON nt.rank = c.new_rank
+        LEFT JOIN ladder st ON st.rank = c.start_rank
+        LEFT JOIN ladder gt ON gt.rank = c.grace_rank
+    WHERE mt.shop_id = %(shop)s AND mt.member_id = c.member_id AND c.has_row
+        AND mt.tier_id = c.old_tier_id
+        AND (c.new_rank <> c.old_rank OR c.set_period OR c.set_start OR c.set_grace
+             OR c.clear_manual)
+    RETURNING mt.member_id, c.old_tier_id AS from_id, nt.id AS to_id,
+        c.old_rank, c.new_rank, c.spend, c.orders
+), ins AS (
+    INSERT INTO {MEMBER_TIERS} (shop_id, member_id, tier_id, since,
+        period_start_tier_id, period_ends_on, grace_until, grace_target_id,
+        manual_tier_id, manual_mode, manual_until, manual_reason, manual_by_id,
+        manual_at, updated_at)
+    SELECT %(shop)s, c.member_id, nt.id, %(now)s, NULL,
+        CASE WHEN c.set_period THEN c.period_ends_on END, NULL, NULL,
+        NULL, '', NULL, '', NULL, NULL, %(now)s
+    FROM calc c JOIN ladder nt ON nt.rank = c.new_rank
+    WHERE NOT c.has_row AND c.new_rank <> c.old_rank
+    ON CONFLICT (shop_id, member_id) DO NOTHING
+    RETURNING member_id, tier_id
+), moved AS (
+    SELECT member_id, from_id, to_id, old_rank, new_rank, spend, orders
+    FROM upd WHERE new_rank <> old_rank
+    UNION ALL
+    SELECT i.member_id, %(entry_id)s::bigint, i.tier_id, c.old_rank, c.new_rank,
+        c.spend, c.orders
+    FROM ins i JOIN calc c ON c.member_id = i.member_id
+), ch AS (
+    INSERT INTO {CHANGES} (shop_id, member_id, from_tier_id, to_tier_id, reason,
+        detail, created_at, acting_user_id, actor_label)
+    SELECT %(shop)s, m.member_id, m.from_id, m.to_id, %(reason)s,
+        jsonb_build_object(
+            'spend', (m.spend)::numeric(14, 2)::text, 'orders', m.orders,
+            'window', %(window)s::text, 'basis', %(basis)s::text,
+            'min_spend', (nt.min_spend)::numeric(14, 2)::text,
+            'min_orders', nt.min_orders),
+        %(now)s, %(user)s, %(label)s
+    FROM moved m JOIN ladder nt ON nt.id = m.to_id
+    RETURNING id, member_id, from_tier_id, to_tier_id
+), ev AS (
+    INSERT INTO {OUTBOX} (shop_id, topic, payload, created_at)
+    SELECT %(shop)s, %(topic)s, jsonb_build_object(
+            'member', jsonb_build_object('id', mm.id, 'member_code', mm.member_code,
+                                         'external_id', mm.external_id),
+            'change_id', ch.id,
+            'from_tier', CASE WHEN f.id IS NULL THEN NULL ELSE jsonb_build_object(
+                'id', f.id, 'name', f.tname, 'rank', f.rank) END,
+            'to_tier', jsonb_build_object('id', t.id, 'name', t.tname, 'rank', t.rank),
+            'reason', %(reason)s::text),
+        %(now)s
+    FROM ch JOIN {MEMBERS} mm ON mm.shop_id = %(shop)s AND mm.id = ch.member_id
+        JOIN ladder t ON t.id = ch.to_tier_id
+        LEFT JOIN ladder f ON f.id = ch.from_tier_id
+    RETURNING 1
+)
+SELECT (SELECT COUNT(*) FROM moved WHERE new_rank > old_rank),
+       (SELECT COUNT(*) FROM moved WHERE new_rank < old_rank),
+       (SELECT COUNT(*) FROM ev)
+"""
+
+
+def apply_moves(
+    *,
+    shop,
+    ladder,
+    policy,
+    ctes: str,
+    params: dict,
+    reason: str,
+    window: str,
+    acting_user=None,
+    actor_label: str = "",
+) -> tuple[int, int]:
+    """Run `WITH ladder, <ctes ending with calc> <the writers>`; returns
+    (members up, members down). In the caller's transaction (one is opened
+    when there is none)."""
+    params = {
+        **params,
+        "shop": shop.pk,
+        "now": timezone.now(),
+        "reason": str(reason),
+        "window": window,
+        "basis": policy.basis,
+        "user": acting_user.pk if acting_user and acting_user.pk else None,
+        "label": (actor_label or "")[:100],
+        "topic": TIER_CHANGED,
+        "entry_id": ladder[0].pk,
+    }
+    sql = f"WITH {ladder_cte(ladder, params)}, {ctes} {_APPLY}"
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL work_mem = '256MB'")
+        cursor.execute(sql, params)
+        up, down, events = cursor.fetchone()
+        if events:
+            transaction.on_commit(kick_relay, robust=True)
+    return int(up), int(down)
