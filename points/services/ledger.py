@@ -59,6 +59,7 @@ __all__ = [
     "members_with_points_expiring",
     "release_pending",
     "restore_consumptions",
+    "takeable",
 ]
 
 # `credit(expires_at=...)` left out: the shop's policy decides.
@@ -455,6 +456,15 @@ def _spending_order(lots, *, now, prefer_lots_of=None, allow_negative=False):
         # keeps the lots' remaining equal to a non-negative balance.
         order += [lot for lot in others if lot.available_at > now]
     return order
+
+
+def takeable(account, *, prefer_lots_of=None, now=None) -> int:
+    """What a debit could take now without going negative: the spendable lots
+    plus the lots of `prefer_lots_of` (even pending). Lock the account first
+    (`account_for(member, lock=True)`) for the figure to hold."""
+    now = now or timezone.now()
+    order = _spending_order(_open_lots(account), now=now, prefer_lots_of=prefer_lots_of)
+    return sum(lot.remaining for lot in order)
 
 
 def debit(

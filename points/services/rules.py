@@ -49,9 +49,27 @@ def _cached(shop, cached: bool):
             shop_id=shop.pk, is_active=True
         )
     }
+    stores: dict[int, set[int]] = {rule.pk: set() for rule in rules.values()}
+    if stores:
+        # The auto-created through table (not tenant-scoped): the rules' ids
+        # were read for this shop above.
+        through = EarningRule.excluded_stores.through
+        for rule_id, store_id in through.objects.filter(
+            earningrule_id__in=list(stores)
+        ).values_list("earningrule_id", "store_id"):
+            stores[rule_id].add(store_id)
+    for rule in rules.values():
+        rule.excluded_store_ids = frozenset(stores[rule.pk])
+        rule.excluded_sku_set = excluded_skus(rule)
     value = (policy, rules)
     shop.__dict__[_ATTR] = (now, value)
     return value
+
+
+def excluded_skus(rule: EarningRule) -> frozenset[str]:
+    """The rule's excluded SKUs (one per line; commas and spaces tolerated)."""
+    text = (rule.excluded_skus or "").replace(",", "\n")
+    return frozenset(line.strip() for line in text.splitlines() if line.strip())
 
 
 def add_months(moment: datetime, months: int) -> datetime:

@@ -73,3 +73,14 @@ def assert_ledger_ok(shop):
         assert not problems, problems
 
     return check
+
+
+@pytest.fixture
+def eager_tasks():
+    """`.delay()` runs in-process, as with no broker, even when CI sets one."""
+    from config.celery import app
+
+    before = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = before
