@@ -4,10 +4,14 @@ by row and column, never credited twice, and kept to the importing shop."""
 
 import datetime
 import io
+import threading
 
 import openpyxl
 import pytest
+from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection, transaction
+from django.urls import reverse
 from django.utils import timezone
 
 from members.models import ImportJob, ImportStatus, Member
@@ -23,10 +27,12 @@ from points.models import (
     PointsLot,
     PointsPolicy,
 )
-from shops.models import OutboxEvent
+from points.services import ledger
+from shops.models import OutboxEvent, Role
 from shops.tenancy import shop_scope
-from tests.factories import UserFactory
+from tests.factories import MembershipFactory, UserFactory
 from tests.members.factories import MemberFactory
+from tests.shops.webhook_receiver import tasks_in_process
 
 pytestmark = pytest.mark.django_db
 
@@ -505,8 +511,6 @@ def test_another_shops_task_cannot_run_the_import(shop, other_shop, manager):
 
 
 def test_imported_points_are_spent_by_their_expiry_like_any_other(shop):
-    from points.services import ledger
-
     member = MemberFactory(shop=shop)
     soon = today(shop) + datetime.timedelta(days=10)
     with shop_scope(shop):
@@ -540,8 +544,6 @@ def test_imported_points_are_spent_by_their_expiry_like_any_other(shop):
 
 
 def _in_transaction(call):
-    from django.db import transaction
-
     def run():
         with transaction.atomic():
             return call()
@@ -552,12 +554,6 @@ def _in_transaction(call):
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_an_import_and_a_redemption_at_once_lose_no_point(shop):
-    import threading
-
-    from django.db import connection
-
-    from points.services import ledger
-
     member = MemberFactory(shop=shop)
     with shop_scope(shop):
         ledger.credit(
@@ -614,3 +610,66 @@ def assert_ledger_adds_up_with_spending(shop):
             lots = PointsLot.objects.filter(account=account)
             assert account.balance == sum(e.points for e in entries)
             assert account.balance == sum(lot.remaining for lot in lots)
+
+
+# The import pages -------------------------------------------------------------------
+
+
+@pytest.fixture
+def staff_client(client, shop):
+    membership = MembershipFactory(shop=shop, role=Role.MANAGER, user__is_staff=True)
+    client.force_login(membership.user)
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
+    return client
+
+
+def admin_url(name, *args):
+    return reverse(f"admin:members_importjob_{name}", args=args)
+
+
+def test_a_manager_imports_opening_balances_in_the_admin(
+    staff_client, shop, django_capture_on_commit_callbacks
+):
+    content = HEADER + "王小明,13800138000,1200,\nBad,13900139000,-3,\n"
+    with tasks_in_process():
+        uploaded = staff_client.post(
+            admin_url("add"),
+            {"kind": "members", "file": SimpleUploadedFile("m.csv", content.encode())},
+        )
+        job = ImportJob.objects.unscoped().get(shop=shop)
+        assert uploaded.status_code == 302
+        page = staff_client.get(admin_url("change", job.pk))
+        assert "Points (opening balance)" in page.text
+        assert 'value="points" selected' in page.text
+        assert 'value="points_expire_on" selected' in page.text
+
+        form = {"duplicates": "skip", "mode": "valid_only", "action": "check"}
+        for index, header in enumerate(job.options["headers"]):
+            form[f"column_{index}"] = job.mapping.get(header, "")
+        with django_capture_on_commit_callbacks(execute=True):
+            staff_client.post(admin_url("change", job.pk), form)
+        page = staff_client.get(admin_url("change", job.pk))
+        assert "points: 1200" in page.text
+        assert "Rows with problems: 1" in page.text
+        assert "not -3" in page.text
+        assert balances(shop) == {}
+
+        with django_capture_on_commit_callbacks(execute=True):
+            staff_client.post(admin_url("change", job.pk), {"action": "import"})
+
+    assert balances(shop) == {"+8613800138000": 1200}
+
+
+def test_another_shops_import_cannot_be_run_from_the_admin(
+    staff_client, shop, other_shop, manager
+):
+    theirs = new_job(other_shop, manager, HEADER + "甲,13800138000,10,\n")
+    checked = run(theirs, dry_run=True)
+
+    response = staff_client.post(admin_url("change", checked.pk), {"action": "import"})
+
+    assert response.status_code == 404
+    assert ImportJob.objects.unscoped().get(pk=theirs.pk).status == (
+        ImportStatus.PREVIEWED
+    )
+    assert balances(other_shop) == {}
