@@ -39,11 +39,18 @@ from http_load import (
 )
 from members_data import dataset, write_key
 from pgbench_capture import (
+    ID_FLOOR,
     capture,
     command_line,
     run_pgbench,
     separate_id_ranges,
     to_pgbench,
+)
+from points_data import (
+    ensure_ledger,
+    ensure_programme,
+    ensure_tiers_settled,
+    no_relay,
 )
 
 from members.models import Member, Purchase
@@ -115,8 +122,102 @@ def capture_request(plain: str, member_ids: list[int], store_id: int, run: str):
                 )
             assert response.status_code == 201, response.content
     variables = {member: ":member_id", order: "('pgb-' || :n)"}
+    variables.update(derived_variables(recorded, variables))
     queries = [s for s in recorded if not isinstance(s, str)]
     return recorded, variables, len(queries), response
+
+
+def derived_variables(recorded, variables: dict) -> dict:
+    """Strings made from a value that changes per request (the order number,
+    an id an INSERT returned) become pgbench expressions too, e.g. the points
+    entry's idempotency key 'purchase:9000000000004' -> ('purchase:' ||
+    :r5_id): as literals, every transaction after the first would collide.
+    JSON payloads stay literal (no unique constraint reads them)."""
+    known = {str(v): e for v, e in variables.items() if isinstance(v, str)}
+    found: dict = {}
+    for number, item in enumerate(recorded):
+        if isinstance(item, str):
+            continue
+        for value in item.params:
+            if (
+                not isinstance(value, str)
+                or value in variables
+                or value[:1] in "{["
+                or len(value) > 200
+            ):
+                continue
+            for text, expr in known.items():
+                if text in value:
+                    head, _, tail = value.partition(text)
+                    parts = [f"'{head}'" if head else "", expr]
+                    parts.append(f"'{tail}'" if tail else "")
+                    found[value] = "(" + " || ".join(p for p in parts if p) + ")"
+                    break
+        is_insert = item.sql.lstrip().upper().startswith("INSERT")
+        if is_insert and item.returned and len(item.returned) == 1:
+            for column, value in zip(item.columns, item.returned[0], strict=True):
+                if column == "id" and isinstance(value, int) and value >= ID_FLOOR:
+                    known[str(value)] = f":r{number}_id"
+    return found
+
+
+def account_variable(shop, member_id: int) -> dict:
+    """The member's points account id as a pgbench expression of :member_id:
+    the generated accounts follow the members' ids at a fixed distance."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT min(id - member_id), max(id - member_id) "
+            "FROM points_pointsaccount WHERE shop_id = %s",
+            [shop.pk],
+        )
+        low, high = cursor.fetchone()
+        cursor.execute(
+            "SELECT id FROM points_pointsaccount WHERE shop_id = %s AND member_id = %s",
+            [shop.pk, member_id],
+        )
+        row = cursor.fetchone()
+    if row is None or low != high:
+        print("  warning: accounts are not at a fixed distance from members")
+        return {}
+    return {row[0]: f"(:member_id + {low})" if low else ":member_id"}
+
+
+def last_entry_id(shop) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT coalesce(max(id), 0) FROM points_pointsentry WHERE shop_id = %s",
+            [shop.pk],
+        )
+        return cursor.fetchone()[0]
+
+
+def repair_accounts(shop, after_entry: int) -> int:
+    """pgbench replays the account UPDATE with the captured request's figures
+    as literals: put every account it wrote to back to the sum of its entries
+    (the ledger's invariant), so the kept data stay consistent."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            UPDATE points_pointsaccount a
+            SET balance = s.total - a.pending, lifetime_earned = s.earned,
+                redeemed = s.redeemed
+            FROM (
+                SELECT account_id, sum(points) AS total,
+                       coalesce(sum(points) FILTER (WHERE kind = 'earn'), 0)
+                           AS earned,
+                       coalesce(-sum(points) FILTER (WHERE kind = 'redeem'), 0)
+                           AS redeemed
+                FROM points_pointsentry
+                WHERE shop_id = %(shop)s AND account_id IN (
+                    SELECT account_id FROM points_pointsentry
+                    WHERE shop_id = %(shop)s AND id > %(after)s)
+                GROUP BY account_id
+            ) s
+            WHERE a.shop_id = %(shop)s AND a.id = s.account_id
+            """,
+            {"shop": shop.pk, "after": after_entry},
+        )
+        return cursor.rowcount
 
 
 def lua_script(plain: str, member_ids: list[int], store_id: int, run: str) -> str:
@@ -161,6 +262,13 @@ def main() -> None:
         print("  skipped: needs wrk (apt-get install wrk)")
         return
     with dataset() as shop:
+        # The shop a purchase settles in: a tier ladder and policy, a purchase
+        # earning rule, a ledger of 10M entries (every member has an account)
+        # and members on the tiers their figures give them.
+        ensure_programme(shop)
+        ensure_ledger(shop)
+        with no_relay():
+            ensure_tiers_settled(shop)
         run = f"b{int(time.time())}"
         plain = write_key(shop)
         store_id = Store.objects.unscoped().filter(shop=shop).first().pk
@@ -182,6 +290,7 @@ def main() -> None:
         recorded, variables, count, _response = capture_request(
             plain, member_ids, store_id, run
         )
+        variables.update(account_variable(shop, member_ids[3]))
         with connection.cursor() as cursor:
             cursor.execute(
                 f"SELECT min(id), max(id), count(*) FROM {Member._meta.db_table} "  # noqa: S608
@@ -211,7 +320,10 @@ def main() -> None:
         defines = {"member_min": member_min, "member_max": member_max}
         connection.close()
         flush_bench_redis()
+        entries_before = last_entry_id(shop)
         pg = run_pgbench(SCRIPT, clients=CLIENTS, seconds=secs, defines=defines)
+        repaired = repair_accounts(shop, entries_before)
+        connection.close()
         pg_timing = timing_from_ms("pgbench", pg.latencies_ms)
 
         lua = lua_script(plain, member_ids, store_id, run)
@@ -255,6 +367,10 @@ def main() -> None:
             f"  {web.requests:,} responses, {web.non_2xx} not 2xx, "
             f"{web.socket_errors} socket errors; {recorded_ok:,} completed purchases "
             f"recorded; pgbench failed transactions: {pg.failed}"
+        )
+        print(
+            f"  {repaired:,} points accounts pgbench wrote its captured figures to "
+            "were put back to the sum of their entries"
         )
         print(f"  server: {GUNICORN_ARGS}")
         print(f"  reproduce server: {command_text()}")

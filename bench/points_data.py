@@ -31,10 +31,12 @@ import random
 import re
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from unittest import mock
 
 from datagen.load import (
     BULK_SETTINGS,
@@ -143,6 +145,18 @@ def ensure_programme(shop) -> None:
             kind=RuleKind.PURCHASE,
             defaults={"points_per_unit": Decimal("1.00"), "rounding": Rounding.DOWN},
         )
+
+
+@contextmanager
+def no_relay():
+    """Outbox relay runs asked for by commits are counted, not run: relaying
+    is a worker's job (without a broker Celery would run it eagerly here, in
+    the middle of the timings)."""
+    kicks = []
+    fake = mock.Mock()
+    fake.delay.side_effect = lambda *a, **k: kicks.append(1)
+    with mock.patch("shops.tasks.relay_outbox", fake):
+        yield kicks
 
 
 def is_placeholder(fn) -> bool:
