@@ -436,8 +436,8 @@ def return_order_payment(
     first = paid.select_related("debit").order_by("pk").first()
     if first is None:
         return None
-    # The account before the payments' rows (rewards' lock order).
-    lock_account(first.shop_id, first.debit.account_id)
+    # The member and account before the payments' rows (rewards' lock order).
+    lock_account(first)
     payments = list(
         paid.select_related("debit").order_by("pk").select_for_update(of=("self",))
     )

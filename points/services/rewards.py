@@ -1,8 +1,9 @@
 """The rewards catalogue (积分商城): what members see, redeeming, cancelling.
 
 Locks, always in this order (the settlement's refunds take the purchase first,
-then the same): the member's points account, the redemption row (cancel, or
-a refund's return), then the reward row (its stock). One order everywhere, so
+then the same): the member row (cancel, or a refund's return: the ledger's
+restore locks it too), the member's points account, the redemption row, then
+the reward row (its stock). One order everywhere, so
 a redemption, a cancel and a refund of one member never deadlock. A
 redemption and its debit are written in one transaction; a refusal writes
 nothing.
@@ -398,12 +399,19 @@ def redeem_reward(
         return redemption
 
 
-def lock_account(shop_id: int, account_id: int) -> None:
-    """Lock a points account row until the end of the transaction (the first
-    lock of the order in the module docstring)."""
-    PointsAccount.objects.filter(shop_id=shop_id, pk=account_id).select_for_update(
+def lock_account(redemption: Redemption) -> None:
+    """Lock the redemption's member row, then their points account, until the
+    end of the transaction (the first locks of the order in the module
+    docstring). The member row first: purchases and refunds update it before
+    they reach the points, and the ledger's restore locks it with the
+    account."""
+    shop_id = redemption.shop_id
+    Member.objects.filter(shop_id=shop_id, pk=redemption.member_id).select_for_update(
         of=("self",)
     ).values_list("pk").get()
+    PointsAccount.objects.filter(
+        shop_id=shop_id, pk=redemption.debit.account_id
+    ).select_for_update(of=("self",)).values_list("pk").get()
 
 
 def _replay(member: Member, key: str) -> Redemption | None:
@@ -450,7 +458,7 @@ def cancel_redemption(
     if found is None:
         raise NotFound()
     with transaction.atomic():
-        lock_account(found.shop_id, found.debit.account_id)
+        lock_account(found)
         redemption = (
             Redemption.objects.filter(shop_id=found.shop_id, pk=found.pk)
             .select_related("debit")
