@@ -22,7 +22,7 @@ from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from unfold.contrib.filters.admin import ChoicesDropdownFilter
-from unfold.decorators import action, display
+from unfold.decorators import display
 
 from members.admin.member_filters import DayRangeFilter
 from members.admin.panels import MemberPanel, register_member_panel
@@ -34,6 +34,7 @@ from shops.admin.base import EVERYONE, MANAGERS, ShopScopedAdmin, role_allows
 from shops.tenancy import shop_scope
 
 from .forms import AdjustmentForm, RedeemForm
+from .liability import LiabilityReportLink, liability_view
 
 PANEL_ENTRIES = 15
 PANEL_LOTS = 20
@@ -42,7 +43,7 @@ MEMBER_LOOKUP = "account__member__id__exact"
 
 
 @admin.register(PointsEntry)
-class PointsEntryAdmin(ShopScopedAdmin):
+class PointsEntryAdmin(LiabilityReportLink, ShopScopedAdmin):
     """Every change of every balance; nobody adds, edits or deletes one."""
 
     view_roles = EVERYONE
@@ -112,24 +113,9 @@ class PointsEntryAdmin(ShopScopedAdmin):
     def actor(self, obj):
         return obj.acting_user or obj.actor_label or "—"
 
-    # The liability report's button on this list ------------------------------
-
-    def has_liability_report_permission(self, request, obj=None):
-        return request.shop is not None and role_allows(request, MANAGERS)
-
-    @action(
-        description=_("Liability report"),
-        permissions=["liability_report"],
-        icon="account_balance",
-    )
-    def liability_report(self, request):
-        return redirect("admin:points_liability")
-
     # The member page's forms -------------------------------------------------
 
     def get_urls(self):
-        from .liability import liability_view
-
         wrap = self.admin_site.admin_view
         return [
             path(

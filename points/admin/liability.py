@@ -15,8 +15,11 @@ from decimal import ROUND_HALF_UP, Decimal
 from django.core.exceptions import PermissionDenied
 from django.db.models import Sum
 from django.db.models.functions import TruncMonth
+from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
+from unfold.decorators import action
 
 from points.models import PointsLot, PointsPolicy
 from shops.admin.base import MANAGERS, role_allows
@@ -112,6 +115,22 @@ def liability(*, shop) -> Liability:
         by_store=by_store,
         by_month=by_month,
     )
+
+
+class LiabilityReportLink:
+    """A "Liability report" button on an admin list (managers and owners):
+    name "liability_report" in the admin's `actions_list`."""
+
+    def has_liability_report_permission(self, request, obj=None):
+        return request.shop is not None and role_allows(request, MANAGERS)
+
+    @action(
+        description=_("Liability report"),
+        permissions=["liability_report"],
+        icon="account_balance",
+    )
+    def liability_report(self, request):
+        return redirect("admin:points_liability")
 
 
 def liability_view(model_admin, request):

@@ -10,6 +10,7 @@ from points.models import EarningRule, PointsPolicy
 from shops.admin.base import EVERYONE, MANAGERS, ShopScopedAdmin
 
 from .forms import EarningRuleForm, PointsPolicyForm
+from .liability import LiabilityReportLink
 
 
 def _forget_cached_rules(shop) -> None:
@@ -21,11 +22,12 @@ def _forget_cached_rules(shop) -> None:
 
 
 @admin.register(PointsPolicy)
-class PointsPolicyAdmin(ShopScopedAdmin):
+class PointsPolicyAdmin(LiabilityReportLink, ShopScopedAdmin):
     form = PointsPolicyForm
     view_roles = EVERYONE
     add_roles = change_roles = MANAGERS
     delete_roles = frozenset()
+    actions_list = ("liability_report",)
     list_display = (
         "__str__",
         "expiry",

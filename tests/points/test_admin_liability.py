@@ -109,7 +109,9 @@ def test_managers_read_the_report_page_and_clerks_may_not(client, shop, dataset)
     response = client.get(URL)
     html = response.content.decode()
     entries = client.get(reverse("admin:points_pointsentry_changelist"))
+    section = client.get(reverse("admin:app_list", args=["points"]))
     client.force_login(clerk.user)
+    clerks_section = client.get(reverse("admin:app_list", args=["points"]))
 
     assert response.status_code == 200
     assert 'data-testid="liability-points">210<' in html
@@ -118,6 +120,9 @@ def test_managers_read_the_report_page_and_clerks_may_not(client, shop, dataset)
     assert "2031-04" in html
     # The entries list links the report (its "Liability report" button).
     assert "Liability report" in entries.content.decode()
+    # ... and so does the points section of the admin, for managers only.
+    assert 'data-testid="points-reports"' in section.content.decode()
+    assert 'data-testid="points-reports"' not in clerks_section.content.decode()
     assert client.get(URL).status_code == 403
 
 
