@@ -40,6 +40,7 @@ from points.services import ledger
 from points.services.rewards import (
     RedemptionRefused,
     account_of,
+    check_member,
     check_store,
     clean_key,
     conflict,
@@ -193,7 +194,7 @@ def quote(
             refuse(
                 "points_above_max",
                 _("At most %(max)d points (%(share)s%% of the order) can be used.")
-                % {"max": max_points, "share": share.normalize()},
+                % {"max": max_points, "share": format(share.normalize(), "f")},
                 field="points",
             )
         value = _money(worth)
@@ -242,6 +243,7 @@ def pay_with_points(
     points = clean_points(points)
     key = clean_key(idempotency_key)
     check_store(store, member)
+    check_member(member)
     body = (member.pk, order, points, store.pk if store else None)
     with transaction.atomic():
         # The account lock serialises this member's payments, so two requests

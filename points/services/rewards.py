@@ -3,10 +3,9 @@
 Locks, always in this order (the settlement's refunds take the purchase first,
 then the same): the member row (cancel, or a refund's return: the ledger's
 restore locks it too), the member's points account, the redemption row, then
-the reward row (its stock). One order everywhere, so
-a redemption, a cancel and a refund of one member never deadlock. A
-redemption and its debit are written in one transaction; a refusal writes
-nothing.
+the reward row (its stock). One order everywhere, so a redemption, a cancel
+and a refund of one member never deadlock. A redemption and its debit are
+written in one transaction; a refusal writes nothing.
 
 Idempotency: a redemption's debit carries the key `reward:<key>`, unique in
 the shop (the ledger's constraint). A replay with the same key returns the
@@ -30,7 +29,8 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from members.models import Member
+from members.models import Member, MemberStatus
+from members.services.purchases import MemberErased
 from points.models import (
     EntryKind,
     EntrySource,
@@ -310,6 +310,12 @@ def clean_key(key) -> str:
     return key
 
 
+def check_member(member: Member) -> None:
+    """An erased member's data is gone: they spend no more points."""
+    if member.status == MemberStatus.ERASED:
+        raise MemberErased(_("This member's data was erased; they cannot redeem."))
+
+
 def check_store(store: Store | None, member: Member) -> None:
     if store is not None and store.shop_id != member.shop_id:
         refuse("invalid_store", _("No such store in this shop."), field="store")
@@ -333,6 +339,7 @@ def redeem_reward(
     quantity = clean_quantity(quantity)
     key = clean_key(idempotency_key)
     check_store(store, member)
+    check_member(member)
     now = timezone.now()
     with transaction.atomic():
         account = ledger.account_for(member, lock=True)

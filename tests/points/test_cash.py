@@ -147,6 +147,15 @@ def test_bad_quotes_are_refused_clearly(member, total, points, code):
     assert refused.value.messages
 
 
+def test_above_the_share_the_message_names_the_most_points(member):
+    with pytest.raises(ValidationError) as refused:
+        quote(member=member, order_total="100.00", points=1200)
+
+    assert refused.value.messages == [
+        "At most 1000 points (50% of the order) can be used."
+    ]
+
+
 def test_more_points_than_the_member_has_is_refused(in_shop, policy):
     member = MemberFactory(shop=in_shop)
     give(member, 300)

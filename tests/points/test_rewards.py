@@ -9,6 +9,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from members.models import Member, MemberStatus
 from points.models import (
     EntryKind,
     EntrySource,
@@ -26,7 +27,7 @@ from points.services.rewards import (
     redeemable_rewards,
     visible_rewards,
 )
-from shops.errors import NotFound
+from shops.errors import DomainError, NotFound
 from shops.models import OutboxEvent
 from shops.tenancy import shop_scope
 from tests.factories import StoreFactory, TenantFactory
@@ -406,3 +407,16 @@ def test_the_catalogue_for_a_member_costs_the_same_few_queries(
         rewards = visible_rewards(shop=in_shop, member=member)
 
     assert len(rewards) == 22
+
+
+def test_an_erased_member_cannot_redeem(member, in_shop):
+    reward = RewardFactory(shop=in_shop)
+    Member.objects.filter(pk=member.pk).update(status=MemberStatus.ERASED)
+    member.refresh_from_db()
+    before = snapshot(member, reward)
+
+    with pytest.raises(DomainError) as refused:
+        redeem_reward(member=member, reward=reward)
+
+    assert refused.value.code == "member_erased"
+    assert snapshot(member, reward) == before
