@@ -444,18 +444,25 @@ def _open_lots(account) -> list[PointsLot]:
 
 
 def _spending_order(lots, *, now, prefer_lots_of=None, allow_negative=False):
+    """The lots a debit takes, in order: `prefer_lots_of`'s lots (even pending),
+    then spendable ones (available, not past their expiry: those wait for the
+    expiry run), oldest expiry first."""
     preferred_id = getattr(prefer_lots_of, "pk", prefer_lots_of)
-    preferred = [lot for lot in lots if preferred_id and lot.entry_id == preferred_id]
-    others = [
-        lot for lot in lots if not (preferred_id and lot.entry_id == preferred_id)
-    ]
-    ready = [lot for lot in others if lot.available_at <= now]
-    order = preferred + ready
+    preferred, ready, rest = [], [], []
+    for lot in lots:
+        if preferred_id and lot.entry_id == preferred_id:
+            preferred.append(lot)
+        elif lot.available_at <= now and (
+            lot.expires_at is None or lot.expires_at > now
+        ):
+            ready.append(lot)
+        else:
+            rest.append(lot)
     if allow_negative:
-        # The debt would be paid from the pending lots anyway; taking them now
-        # keeps the lots' remaining equal to a non-negative balance.
-        order += [lot for lot in others if lot.available_at > now]
-    return order
+        # The debt would be paid from these lots anyway (or they expire):
+        # taking them now keeps the lots' remaining equal to the balance.
+        return preferred + ready + rest
+    return preferred + ready
 
 
 def takeable(account, *, prefer_lots_of=None, now=None) -> int:

@@ -34,17 +34,17 @@ def test_due_lots_expire_as_one_entry_per_account(in_shop, member, assert_ledger
 
     expired = expire_due_lots(shop=in_shop, now=now)
 
-    assert expired == 21
+    assert expired == 25
     account = PointsAccount.objects.get(member=member)
-    assert (account.balance, account.expired) == (25, 21)
+    assert (account.balance, account.expired) == (21, 25)
     entry = PointsEntry.objects.get(kind=EntryKind.EXPIRE)
-    assert entry.points == -21
-    assert entry.total_after == 25
-    assert sorted(entry.consumptions.values_list("points", flat=True)) == [6, 15]
+    assert entry.points == -25
+    assert entry.total_after == 21
+    assert sorted(entry.consumptions.values_list("points", flat=True)) == [10, 15]
     event = OutboxEvent.objects.get(topic="points.expired")
     assert event.payload["member"]["id"] == member.pk
-    assert event.payload["entry"]["points"] == -21
-    assert event.payload["balance"] == 25
+    assert event.payload["entry"]["points"] == -25
+    assert event.payload["balance"] == 21
     assert_ledger_ok()
 
 

@@ -287,3 +287,15 @@ def test_accounts_are_per_shop(in_shop, member, other_shop):
 
     assert not PointsAccount.objects.exists()
     assert ledger.account_for(member).balance == 0
+
+
+def test_points_past_their_expiry_are_not_spendable_before_the_expiry_run(
+    in_shop, member
+):
+    past = timezone.now() - timedelta(minutes=1)
+    ledger.credit(member=member, points=40, expires_at=past, **EARN)
+    ledger.credit(member=member, points=10, expires_at=None, **EARN)
+
+    with pytest.raises(ledger.InsufficientPoints):
+        ledger.debit(member=member, points=11, **REDEEM)
+    assert ledger.debit(member=member, points=10, **REDEEM).points == -10
