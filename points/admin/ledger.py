@@ -19,6 +19,7 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.html import format_html
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from unfold.contrib.filters.admin import ChoicesDropdownFilter
@@ -93,17 +94,16 @@ class PointsEntryAdmin(LiabilityReportLink, ShopScopedAdmin):
         return super().lookup_allowed(lookup, value, request)
 
     def get_search_results(self, request, queryset, search_term):
-        if request.shop is None:
-            return (queryset.none() if search_term.strip() else queryset), False
-        condition = search_condition(shop=request.shop, query=search_term)
-        if condition is None:
-            return queryset, False
-        members = Member.objects.filter(condition).values("pk")
-        return queryset.filter(account__member__in=members), False
+        return search_by_member(request, queryset, search_term, "account__member")
 
     @display(description=_("member"), ordering="account__member__member_code")
     def member_link(self, obj):
-        return obj.account.member
+        member = obj.account.member
+        return format_html(
+            '<a href="{}" class="text-primary-600">{}</a>',
+            reverse("admin:members_member_change", args=[member.pk]),
+            member,
+        )
 
     @display(description=_("points"), ordering="points")
     def signed_points(self, obj):
@@ -197,6 +197,18 @@ class PointsEntryAdmin(LiabilityReportLink, ShopScopedAdmin):
         return self._form_page(
             request, member, form, gettext("Redeem a reward"), "redeem.html"
         )
+
+
+def search_by_member(request, queryset, search_term, member_path):
+    """Rows of the members the search box finds (phone, last four digits,
+    member code, email, name), as the member list finds them."""
+    if request.shop is None:
+        return (queryset.none() if search_term.strip() else queryset), False
+    condition = search_condition(shop=request.shop, query=search_term)
+    if condition is None:
+        return queryset, False
+    members = Member.objects.filter(condition).values("pk")
+    return queryset.filter(**{f"{member_path}__in": members}), False
 
 
 # The member page's panel ------------------------------------------------------

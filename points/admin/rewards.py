@@ -26,6 +26,7 @@ from shops.admin.base import EVERYONE, MANAGERS, ShopScopedAdmin, role_allows
 from shops.models import Store
 
 from .forms import RewardForm
+from .ledger import search_by_member
 
 
 @admin.register(Reward)
@@ -110,6 +111,9 @@ class RedemptionAdmin(ShopScopedAdmin):
     )
     list_filter_submit = True
     list_select_related = ("member", "reward", "store", "acting_user")
+    # The search itself is get_search_results'; this turns the box on.
+    search_fields = ("external_order_id",)
+    search_help_text = _("The member's phone (or its last four digits) or code.")
     show_full_result_count = False
     ordering = ("-id",)
     actions = ("cancel_selected",)
@@ -131,6 +135,9 @@ class RedemptionAdmin(ShopScopedAdmin):
         actions = super().get_actions(request)
         actions.pop("delete_selected", None)
         return actions
+
+    def get_search_results(self, request, queryset, search_term):
+        return search_by_member(request, queryset, search_term, "member")
 
     @display(description=_("by"))
     def actor(self, obj):

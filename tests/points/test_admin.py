@@ -539,3 +539,38 @@ def test_the_member_list_filters_by_points_expiring_and_balance(login, shop):
     assert listed({"points_balance": "1-99"}) == {soon.pk}
     assert listed({"points_balance": "1000-4999"}) == {later.pk}
     assert listed({"points_balance": "none"}) == {none.pk}
+
+
+def test_the_redemptions_list_searches_by_member_phone(login, shop):
+    wanted, other = MemberFactory(shop=shop), MemberFactory(shop=shop)
+    earn(wanted, 500)
+    earn(other, 500)
+    reward = make_reward(shop)
+    with shop_scope(shop):
+        mine = redeem_reward(member=wanted, reward=reward)
+        redeem_reward(member=other, reward=reward)
+
+    response = login(Role.CLERK).get(REDEMPTIONS, {"q": wanted.phone})
+
+    assert [r.pk for r in response.context["cl"].result_list] == [mine.pk]
+
+
+def test_a_superuser_in_the_all_shops_view_reads_entries_but_writes_nothing(
+    client, shop, other_shop, member
+):
+    from tests.factories import UserFactory
+
+    earn(member, 75, reason="Seen from above")
+    earn(MemberFactory(shop=other_shop), 5, reason="Elsewhere")
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+
+    entries = client.get(ENTRIES)
+    adjusted = client.post(adjust_url(member), {"points": "5", "reason": "x"})
+
+    assert entries.status_code == 200
+    assert {e.reason for e in entries.context["cl"].result_list} == {
+        "Seen from above",
+        "Elsewhere",
+    }
+    assert adjusted.status_code == 403
+    assert balance(member) == 75
