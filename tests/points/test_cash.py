@@ -350,7 +350,9 @@ def test_a_full_refund_returns_all_points_paid(member, in_shop):
     assert paid.purchase == purchase
 
 
-def test_partial_refunds_return_their_share_cumulatively(member, in_shop):
+def test_partial_refunds_return_their_share_cumulatively(
+    member, in_shop, assert_ledger_ok
+):
     paid, purchase = pay_and_buy(member, in_shop)
 
     first = settlement.refund_purchase(purchase=purchase, amount="33.33")
@@ -371,6 +373,7 @@ def test_partial_refunds_return_their_share_cumulatively(member, in_shop):
     assert last.points_returned.points == 334
     assert balance(member) == 5000
     assert paid.status == RedemptionStatus.CANCELLED
+    assert_ledger_ok()
 
 
 def test_a_refund_returns_its_share_once(member, in_shop):
@@ -406,7 +409,9 @@ def test_returned_points_keep_their_original_expiry(in_shop, policy):
     assert sum(lot.remaining for lot in lots if lot.expires_at == later) == 1000
 
 
-def test_cancelling_a_payment_after_a_partial_refund_returns_the_rest(member, in_shop):
+def test_cancelling_a_payment_after_a_partial_refund_returns_the_rest(
+    member, in_shop, assert_ledger_ok
+):
     paid, purchase = pay_and_buy(member, in_shop)
     settlement.refund_purchase(purchase=purchase, amount="25.00")
     assert balance(member) == 4250
@@ -418,6 +423,7 @@ def test_cancelling_a_payment_after_a_partial_refund_returns_the_rest(member, in
     refund = settlement.refund_purchase(purchase=purchase)
     assert refund.points_returned is None
     assert balance(member) == 5000
+    assert_ledger_ok()
 
 
 def test_a_purchase_paid_without_points_returns_nothing(member, in_shop):

@@ -229,7 +229,9 @@ def test_the_same_key_with_another_body_is_a_conflict(member, in_shop):
 # ---------------------------------------------------------------- cancelling
 
 
-def test_cancelling_returns_points_with_their_original_expiry_and_stock(in_shop):
+def test_cancelling_returns_points_with_their_original_expiry_and_stock(
+    in_shop, assert_ledger_ok
+):
     member = MemberFactory(shop=in_shop)
     soon = timezone.now() + timedelta(days=10)
     later = timezone.now() + timedelta(days=300)
@@ -249,6 +251,7 @@ def test_cancelling_returns_points_with_their_original_expiry_and_stock(in_shop)
     # The 60 points of the soon lot come back expiring soon, not later.
     assert sum(p for e, p in open_lots(member) if e == soon) == 60
     assert sum(p for e, p in open_lots(member) if e == later) == 100
+    assert_ledger_ok()
 
 
 def test_cancelling_twice_changes_nothing_the_second_time(member, in_shop):
