@@ -32,6 +32,8 @@ def filter_by_tier(queryset, name, value):
     from tiers.services.ladder import entry_tier
 
     shop = get_current_shop()
+    if value != int(value):  # ids are whole numbers
+        return queryset.none()
     tier = Tier.objects.filter(shop=shop, pk=int(value)).first()
     return members_in_tier(queryset, tier, entry=entry_tier(shop))
 

@@ -582,3 +582,27 @@ def test_another_shops_tiers_are_not_shown_and_are_404(login, shop, other_shop):
         assert Tier.objects.get(pk=other_tiers[1].pk).min_spend == Decimal("1000.00")
         assert MemberTier.objects.get(member=stranger).manual_tier_id is None
     assert Member.objects.unscoped().filter(pk=stranger.pk).exists()
+
+
+def test_only_an_owner_removes_a_tier_and_only_one_nobody_holds(login, shop):
+    normal, senior, _vip, top = make_ladder(shop)
+    spender(shop, "1200")
+
+    def delete(client, tier):
+        url = reverse("admin:tiers_tier_delete", args=[tier.pk])
+        return client.post(url, {"post": "yes"})
+
+    as_manager = delete(login(Role.MANAGER), top)
+    owner = login(Role.OWNER)
+    held = delete(owner, senior)
+    entry = delete(owner, normal)
+    unused = delete(owner, top)
+
+    assert as_manager.status_code == 403
+    assert held.status_code == 403
+    assert entry.status_code == 403
+    assert unused.status_code == 302
+    with shop_scope(shop):
+        assert list(Tier.objects.values_list("name", flat=True)) == [
+            "Normal", "Senior", "VIP",
+        ]  # fmt: skip

@@ -159,6 +159,7 @@ def test_filter_members_by_tier(shop, other_shop):
     assert listed(vip.pk) == {big.pk}
     assert listed(normal.pk) == {newcomer.pk, dropped.pk}
     assert listed(other_senior.pk) == set()
+    assert listed(f"{senior.pk}.5") == set()
     bad = api.get("/api/v1/members", {"tier": "gold"})
     assert bad.status_code == 400
     assert "tier" in bad.json()["error"]["fields"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -23,7 +23,7 @@ from unfold.widgets import UnfoldAdminColorInputWidget
 
 from members.models import Member
 from shops.admin.base import MANAGERS, OWNERS, ShopScopedAdmin, role_allows
-from tiers.models import Tier, TierChangeReason, TierPolicy
+from tiers.models import MemberTier, Tier, TierChangeReason, TierPolicy
 from tiers.services import ladder as ladders
 
 from .rules import RuleChangeAdminMixin, RuleChangeForm
@@ -189,6 +189,31 @@ class TierAdmin(RuleChangeAdminMixin, ShopScopedAdmin):
 
     def save_model(self, request, obj, form, change):
         self.save_through_service(request, form)
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        # One tier at a time, each checked by has_delete_permission.
+        actions.pop("delete_selected", None)
+        return actions
+
+    def has_delete_permission(self, request, obj=None):
+        """Owners may remove a tier nobody holds, other than the entry tier:
+        removing it moves nobody. A tier in members' history stays (the
+        database protects it)."""
+        if not super().has_delete_permission(request, obj):
+            return False
+        if obj is None:
+            return True
+        entry = ladders.entry_tier(request.shop)
+        if entry is not None and entry.pk == obj.pk:
+            return False
+        held = (
+            Q(tier=obj)
+            | Q(manual_tier=obj)
+            | Q(grace_target=obj)
+            | Q(period_start_tier=obj)
+        )
+        return not MemberTier.objects.filter(held, shop=request.shop).exists()
 
     def changelist_view(self, request, extra_context=None):
         extra = {}
