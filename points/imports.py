@@ -24,6 +24,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.db import connection, transaction
 from django.db.models import Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -34,7 +35,8 @@ from members.services.imports.copying import insert_rows
 from members.services.imports.extra import register_import_columns
 from members.services.imports.fields import parse_datetime
 from members.services.imports.reading import cell_text
-from shops.services.events import emit_events
+from shops.models import OutboxEvent
+from shops.services.events import outbox
 
 from .events import POINTS_EARNED
 from .models import EntryKind, EntrySource, PointsAccount, PointsEntry, PointsLot
@@ -190,11 +192,7 @@ def write_opening_balances(
         rules.policy_for(shop, cached=False), shop=shop, at=now
     )
 
-    PointsAccount.objects.bulk_create(
-        [PointsAccount(shop=shop, member_id=m) for m in sorted(wanted)],
-        ignore_conflicts=True,
-        batch_size=1000,
-    )
+    _create_missing_accounts(shop, sorted(wanted), now=now)
     accounts = list(
         PointsAccount.objects.select_for_update()
         .filter(shop=shop, member_id__in=list(wanted))
@@ -215,11 +213,7 @@ def write_opening_balances(
         account.lifetime_earned += points
         account.updated_at = now
     _refresh_pending(shop, [a for a in accounts if a.pending > 0], now=now)
-    PointsAccount.objects.bulk_update(
-        accounts,
-        ["balance", "pending", "lifetime_earned", "updated_at"],
-        batch_size=1000,
-    )
+    _save_accounts(shop, accounts, now=now)
 
     reason = _("Opening balance (import #%(job)s)") % {"job": job_id}
     actor_id = getattr(acting_user, "pk", None)
@@ -259,8 +253,58 @@ def write_opening_balances(
             }
         )
     insert_rows(PointsLot, lots)
-    _emit_earned(shop, accounts, entries, entry_ids)
+    _emit_earned(shop, accounts, entries, entry_ids, now=now)
     return len(entries)
+
+
+def _create_missing_accounts(shop, member_ids: list[int], *, now) -> None:
+    """Accounts of these members, created empty where missing (one statement;
+    a concurrent first write waits on the unique key, as in the ledger)."""
+    if connection.vendor != "postgresql":
+        PointsAccount.objects.bulk_create(
+            [PointsAccount(shop=shop, member_id=m) for m in member_ids],
+            ignore_conflicts=True,
+            batch_size=1000,
+        )
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO points_pointsaccount (shop_id, member_id, balance, pending, "
+            "lifetime_earned, redeemed, expired, updated_at) "
+            "SELECT %s, m, 0, 0, 0, 0, 0, %s FROM unnest(%s::bigint[]) AS m "
+            "ON CONFLICT (shop_id, member_id) DO NOTHING",
+            [shop.pk, now, member_ids],
+        )
+
+
+def _save_accounts(shop, accounts: list[PointsAccount], *, now) -> None:
+    """Write the locked accounts' new figures: on PostgreSQL one UPDATE from
+    arrays (Django's bulk_update builds a CASE per row and field, which cost
+    seconds per thousand rows); it names the shop itself (raw-SQL rule)."""
+    if connection.vendor != "postgresql":
+        PointsAccount.objects.bulk_update(
+            accounts,
+            ["balance", "pending", "lifetime_earned", "updated_at"],
+            batch_size=1000,
+        )
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE points_pointsaccount AS a SET balance = v.balance, "
+            "pending = v.pending, lifetime_earned = v.lifetime_earned, "
+            "updated_at = %s "
+            "FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[]) "
+            "AS v(id, balance, pending, lifetime_earned) "
+            "WHERE a.shop_id = %s AND a.id = v.id",
+            [
+                now,
+                [a.pk for a in accounts],
+                [a.balance for a in accounts],
+                [a.pending for a in accounts],
+                [a.lifetime_earned for a in accounts],
+                shop.pk,
+            ],
+        )
 
 
 def _not_yet_credited(shop, wanted: dict, keys: dict) -> dict:
@@ -272,7 +316,7 @@ def _not_yet_credited(shop, wanted: dict, keys: dict) -> dict:
     return {m: v for m, v in wanted.items() if keys[m] not in done}
 
 
-def _emit_earned(shop, accounts, entries, entry_ids) -> None:
+def _emit_earned(shop, accounts, entries, entry_ids, *, now) -> None:
     """One `points.earned` per credit, as the ledger sends for every credit
     (so an integrator mirroring balances stays right), written in bulk."""
     codes = dict(
@@ -287,7 +331,20 @@ def _emit_earned(shop, accounts, entries, entry_ids) -> None:
             pk=account.member_id, member_code=codes.get(account.member_id, "")
         )
         payloads.append(entry_payload(entry, account=account, member=member))
-    emit_events(shop=shop, topic=POINTS_EARNED, payloads=payloads)
+    # As the members import writes its events: COPY, then one relay run.
+    insert_rows(
+        OutboxEvent,
+        [
+            {
+                "shop_id": shop.pk,
+                "topic": POINTS_EARNED,
+                "payload": p,
+                "created_at": now,
+            }
+            for p in payloads
+        ],
+    )
+    transaction.on_commit(outbox.kick_relay, robust=True)
 
 
 def _refresh_pending(shop, accounts: list[PointsAccount], *, now) -> None:
