@@ -221,12 +221,12 @@ class Ledger:
 REFERENCE_RE = re.compile(r"as of (\S+)\)")
 
 
-def find_ledger(shop, entries: int) -> Ledger | None:
+def find_ledger(shop, entries: int, seed: int = SEED) -> Ledger | None:
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT reason FROM points_pointsentry "
             "WHERE shop_id = %s AND idempotency_key = %s",
-            [shop.pk, marker(entries)],
+            [shop.pk, marker(entries, seed)],
         )
         row = cursor.fetchone()
     if row is None:
