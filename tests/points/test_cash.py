@@ -25,6 +25,7 @@ from shops.errors import NotFound
 from shops.tenancy import shop_scope
 from tests.factories import StoreFactory
 from tests.members.factories import MemberFactory
+from tests.points.factories import EarningRuleFactory
 from tests.points.test_rewards import give
 
 pytestmark = pytest.mark.django_db
@@ -455,3 +456,23 @@ def test_an_order_cancelled_before_payment_cannot_be_paid(member, in_shop):
 
     assert refused.value.code == "order_closed"
     assert state(member) == before
+
+
+def test_a_refund_takes_back_what_was_earned_and_returns_what_was_paid(
+    member, in_shop, assert_ledger_ok
+):
+    # 1 point per 1.00 paid: the 100.00 purchase earns 100 points.
+    EarningRuleFactory(shop=in_shop, points_per_unit="1.00")
+    paid, purchase = pay_and_buy(member, in_shop)
+    assert balance(member) == 4100
+
+    refund = settlement.refund_purchase(purchase=purchase, amount="50.00")
+
+    assert refund.points_entry.points == -50
+    assert refund.points_returned.points == 500
+    assert balance(member) == 4550
+    settlement.refund_purchase(purchase=purchase)
+    paid.refresh_from_db()
+    assert balance(member) == 5000
+    assert paid.status == RedemptionStatus.CANCELLED
+    assert_ledger_ok()
