@@ -4,6 +4,7 @@ rules (one per kind). Managers and owners change them; everyone may read."""
 from __future__ import annotations
 
 from django.contrib import admin
+from django.shortcuts import redirect
 from django.utils.translation import gettext_lazy as _
 
 from points.models import EarningRule, PointsPolicy
@@ -63,6 +64,16 @@ class PointsPolicyAdmin(LiabilityReportLink, ShopScopedAdmin):
         if not super().has_add_permission(request, *args):
             return False
         return not PointsPolicy.objects.filter(shop=request.shop).exists()
+
+    def changelist_view(self, request, extra_context=None):
+        # A list of one: open the shop's policy (or the form for a first one).
+        if request.shop is not None:
+            policy = PointsPolicy.objects.filter(shop=request.shop).first()
+            if policy is not None:
+                return redirect("admin:points_pointspolicy_change", policy.pk)
+            if self.has_add_permission(request):
+                return redirect("admin:points_pointspolicy_add")
+        return super().changelist_view(request, extra_context)
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)

@@ -82,6 +82,21 @@ def test_a_manager_saves_the_policy_once_per_shop(login, shop):
     assert policy.cash_max_share == Decimal(30)
 
 
+def test_the_policy_list_opens_the_shops_one_policy(login, shop):
+    client = login(Role.MANAGER)
+    policies_url = reverse("admin:points_pointspolicy_changelist")
+
+    first = client.get(policies_url)
+    client.post(POLICY_ADD, GOOD_POLICY)
+    then = client.get(policies_url)
+
+    assert first["Location"] == POLICY_ADD
+    policy = policies(shop).get()
+    assert then["Location"] == reverse(
+        "admin:points_pointspolicy_change", args=[policy.pk]
+    )
+
+
 @pytest.mark.parametrize(
     ("change", "field"),
     [
