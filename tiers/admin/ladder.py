@@ -36,23 +36,22 @@ POLICY_RULE_FIELDS = frozenset(
 
 
 def tier_distribution(shop) -> list[dict]:
-    """Members per tier, lowest rank first: one GROUP BY over the shop's
-    members left-joined to their MemberTier rows (no row: the entry tier)."""
+    """Members per tier, lowest rank first. One GROUP BY over the MemberTier
+    rows (only members who ever moved have one; the (shop, tier) index serves
+    it) and the shop's member count: everyone else holds the entry tier."""
     ladder = ladders.ladder_of(shop)
     if not ladder:
         return []
-    entry = ladders.entry_tier(shop)
-    counts: dict[int | None, int] = {}
     rows = (
-        Member.objects.filter(shop=shop)
-        .values_list("tier_states__tier_id")
+        MemberTier.objects.filter(shop=shop)
+        .values_list("tier_id")
         .annotate(n=Count("id"))
         .order_by()
     )
-    for tier_id, n in rows:
-        key = entry.pk if tier_id is None else tier_id
-        counts[key] = counts.get(key, 0) + n
-    total = sum(counts.values())
+    counts: dict[int, int] = dict(rows)
+    total = Member.objects.filter(shop=shop).count()
+    entry = ladder[0]
+    counts[entry.pk] = counts.get(entry.pk, 0) + total - sum(counts.values())
     return [
         {
             "tier": tier,
