@@ -36,7 +36,6 @@ from points.models import (
     EntrySource,
     PointsAccount,
     PointsEntry,
-    PointsLot,
     Redemption,
     RedemptionKind,
     RedemptionStatus,
@@ -227,22 +226,13 @@ def _refusal(reward, *, quantity, now, spendable, tier_id, taken) -> str:
 
 
 def spendable(account, *, now: datetime | None = None) -> int:
-    """Points the member can spend now (never below zero): the balance less
-    what is still inside the return window. `account.pending` is refreshed by
-    every write and by a periodic task; when it is not zero it is counted
-    afresh here, so points whose window just ended are spendable at once."""
-    pending = account.pending
-    if pending > 0:
-        pending = (
-            PointsLot.objects.filter(
-                shop_id=account.shop_id,
-                account_id=account.pk,
-                remaining__gt=0,
-                available_at__gt=now or timezone.now(),
-            ).aggregate(total=Sum("remaining"))["total"]
-            or 0
-        )
-    return max(account.balance - pending, 0)
+    """Points the member can spend now: what the ledger's debit could take
+    (available lots not past their expiry; nothing while the balance is below
+    zero). One definition with the ledger, so a quote or a catalogue never
+    promises points a debit then refuses."""
+    if account.pk is None or account.balance <= 0:
+        return 0
+    return ledger.takeable(account, now=now)
 
 
 def _tier_id(member: Member) -> int | None:

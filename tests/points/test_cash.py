@@ -476,3 +476,19 @@ def test_a_refund_takes_back_what_was_earned_and_returns_what_was_paid(
     assert balance(member) == 5000
     assert paid.status == RedemptionStatus.CANCELLED
     assert_ledger_ok()
+
+
+def test_points_past_their_expiry_are_not_quoted(in_shop, policy):
+    member = MemberFactory(shop=in_shop)
+    give(member, 300)
+    # Expired a minute ago; the nightly expiry run has not taken them yet.
+    give(member, 500, expires_at=timezone.now() - timedelta(minutes=1))
+
+    figures = quote(member=member, order_total="100.00")
+
+    assert (figures.spendable, figures.max_points) == (300, 300)
+    with pytest.raises(ValidationError) as refused:
+        pay_with_points(
+            member=member, external_order_id="E-1", order_total="100", points=400
+        )
+    assert refused.value.code == "insufficient_points"
