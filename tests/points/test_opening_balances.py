@@ -510,6 +510,8 @@ def test_another_shops_task_cannot_run_the_import(shop, other_shop, manager):
 # With the rest of the ledger --------------------------------------------------------
 
 
+# The ledger's debit updates lots with PostgreSQL-only SQL.
+@pytest.mark.postgres
 def test_imported_points_are_spent_by_their_expiry_like_any_other(shop):
     member = MemberFactory(shop=shop)
     soon = today(shop) + datetime.timedelta(days=10)
