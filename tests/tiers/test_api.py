@@ -319,3 +319,17 @@ def test_another_shops_member_is_404_everywhere(shop, other_shop):
         assert response.json()["error"]["code"] == "not_found"
     with shop_scope(other_shop):
         assert not MemberTier.objects.filter(manual_tier__isnull=False).exists()
+
+
+def test_the_schema_documents_the_tier_endpoints_as_they_answer(client):
+    schema = client.get("/api/schema/", {"format": "json"}).json()
+    paths = schema["paths"]
+
+    manual = paths["/api/v1/members/{id}/manual-tier"]
+    assert {"200", "400", "403", "404"} <= set(manual["put"]["responses"])
+    assert {"200", "403", "404"} <= set(manual["delete"]["responses"])
+    assert "200" in paths["/api/v1/members/{id}/tier-history"]["get"]["responses"]
+    assert "200" in paths["/api/v1/tiers"]["get"]["responses"]
+    member_list = paths["/api/v1/members"]["get"]["parameters"]
+    assert "tier" in {p["name"] for p in member_list}
+    assert "tier" in schema["components"]["schemas"]["Member"]["properties"]

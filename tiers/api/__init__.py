@@ -114,7 +114,7 @@ class MemberTierViewSet(ShopScopedViewSet):
             "exist changes nothing."
         ),
         request=None,
-        responses=MemberTierSerializer,
+        responses={200: MemberTierSerializer},
         methods=["DELETE"],
     )
     @action(detail=True, methods=["put", "delete"], url_path="manual-tier")
