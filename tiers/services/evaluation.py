@@ -10,18 +10,36 @@ figures come from the member row the settlement just updated.
 
 from __future__ import annotations
 
-from django.db import transaction
+import datetime
+from decimal import Decimal
+from types import SimpleNamespace
+
+from django.db import connection, transaction
 from django.utils import timezone
 
+from members.models import Purchase
 from shops.services.events import emit_event
 from shops.tenancy import shop_scope
-from tiers.models import ManualMode, MemberTier, TierChange, TierChangeReason, Window
+from tiers.models import (
+    ManualMode,
+    MemberTier,
+    Tier,
+    TierChange,
+    TierChangeReason,
+    TierPolicy,
+    Window,
+)
 
 from .events import TIER_CHANGED, tier_changed_payload
 from .figures import (
+    ORDER_STATUSES,
+    SPEND_STATUSES,
+    ZERO,
+    Figures,
     decision_detail,
     local_today,
     member_figures,
+    midnight,
     period_end_for,
     qualified_tier,
 )
@@ -46,27 +64,132 @@ def locked_state(shop, member):
     )
 
 
+# Everything a purchase's evaluation reads, in ONE round trip: the ladder, the
+# policy, the member's tier row (locked) and, for a window other than
+# lifetime, the member's figures in it (on the (shop, member, -occurred_at)
+# index). Raw SQL naming the shop in every table (outside the tenancy guard).
+_SNAPSHOT_SQL = f"""
+WITH pol AS (
+    SELECT id, basis, "window", window_months, downgrade, grace_days
+    FROM {TierPolicy._meta.db_table} WHERE shop_id = %(shop)s
+), st AS (
+    SELECT id, tier_id, period_start_tier_id, manual_tier_id, manual_mode,
+        manual_until, grace_until
+    FROM {MemberTier._meta.db_table}
+    WHERE shop_id = %(shop)s AND member_id = %(member)s
+    FOR UPDATE
+)
+SELECT
+    (SELECT json_agg(json_build_object('id', t.id, 'name', t.name,
+            'tr', t.name_translations, 'rank', t.rank,
+            'spend', t.min_spend::text, 'orders', t.min_orders) ORDER BY t.rank)
+     FROM {Tier._meta.db_table} t WHERE t.shop_id = %(shop)s),
+    pol.id, pol.basis, pol."window", pol.window_months, pol.downgrade,
+    pol.grace_days,
+    st.id, st.tier_id, st.period_start_tier_id, st.manual_tier_id, st.manual_mode,
+    st.manual_until, st.grace_until,
+    CASE WHEN pol."window" IN ('rolling', 'calendar_year') THEN (
+        SELECT ARRAY[COALESCE(SUM(p.paid_amount - p.refunded_amount), 0),
+                     COUNT(*) FILTER (WHERE p.status IN %(orders)s)]
+        FROM {Purchase._meta.db_table} p
+        WHERE p.shop_id = %(shop)s AND p.member_id = %(member)s
+            AND p.status IN %(spend)s AND p.occurred_at < %(upper)s
+            AND p.occurred_at >= CASE WHEN pol."window" = 'calendar_year'
+                THEN %(year_start)s
+                ELSE ((%(tomorrow)s::date - make_interval(months => pol.window_months))
+                      ::timestamp AT TIME ZONE %(tz)s) END
+    ) END
+FROM (SELECT 1) AS one LEFT JOIN pol ON TRUE LEFT JOIN st ON TRUE
+"""  # noqa: S608
+
+
+def _snapshot(shop, member, today):
+    """(ladder, policy, light tier row or None, figures) in one statement."""
+    tomorrow = today + datetime.timedelta(days=1)
+    params = {
+        "shop": shop.pk,
+        "member": member.pk,
+        "orders": tuple(str(s) for s in ORDER_STATUSES),
+        "spend": tuple(str(s) for s in SPEND_STATUSES),
+        "upper": midnight(shop, tomorrow),
+        "year_start": midnight(shop, datetime.date(today.year, 1, 1)),
+        "tomorrow": tomorrow,
+        "tz": shop.time_zone,
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(_SNAPSHOT_SQL, params)
+        row = cursor.fetchone()
+    tiers, pol, st, figures = row[0], row[1:7], row[7:14], row[14]
+    if not tiers:
+        return [], None, None, None
+    ladder = []
+    for t in tiers:
+        tier = Tier(
+            id=t["id"],
+            shop_id=shop.pk,
+            name=t["name"],
+            name_translations=t["tr"] or {},
+            rank=t["rank"],
+            min_spend=Decimal(t["spend"]),
+            min_orders=t["orders"],
+        )
+        tier._state.adding = False
+        ladder.append(tier)
+    if pol[0] is None:
+        policy = policy_of(shop)  # created once, with the defaults
+    else:
+        policy = TierPolicy(
+            id=pol[0],
+            shop=shop,
+            basis=pol[1],
+            window=pol[2],
+            window_months=pol[3],
+            downgrade=pol[4],
+            grace_days=pol[5],
+        )
+        policy._state.adding = False
+    state = None
+    if st[0] is not None:
+        state = SimpleNamespace(
+            id=st[0],
+            tier_id=st[1],
+            period_start_tier_id=st[2],
+            manual_tier_id=st[3],
+            manual_mode=st[4],
+            manual_until=st[5],
+            grace_until=st[6],
+        )
+    if policy.window == Window.LIFETIME:
+        figures = Figures(
+            spend=member.total_spent or ZERO, orders=member.order_count or 0
+        )
+    elif figures is None:
+        figures = member_figures(member, policy=policy, today=today)
+    else:
+        figures = Figures(spend=Decimal(figures[0]), orders=int(figures[1]))
+    return ladder, policy, state, figures
+
+
 def evaluate_member(
     *, member, reason, purchase=None, acting_user=None, actor_label=""
 ) -> TierChange | None:
     """Re-evaluate `member` after a purchase (reason purchase: move up when a
     higher tier is met) or a refund (reason refund: move down to the tier still
     met, never below the period's starting tier, a floor, or during grace).
-    A fixed manual tier is never moved. Returns the TierChange, or None."""
+    A fixed manual tier is never moved. Returns the TierChange, or None.
+
+    One statement when nobody moves (see `_SNAPSHOT_SQL`)."""
     shop = shop_of(member)
     with shop_scope(shop), transaction.atomic(savepoint=False):
-        ladder = ladder_of(shop)
+        today = local_today(shop)
+        ladder, policy, state, figures = _snapshot(shop, member, today)
         if not ladder:
             return None
-        policy = policy_of(shop)
-        today = local_today(shop)
-        state = locked_state(shop, member)
         by_id = {tier.pk: tier for tier in ladder}
         current = by_id[state.tier_id] if state is not None else ladder[0]
         active = manual_active(state, today)
         if active and state.manual_mode == ManualMode.FIXED:
             return None
-        figures = member_figures(member, policy=policy, today=today)
         qualified = qualified_tier(ladder, figures, policy.basis)
         if reason == TierChangeReason.REFUND:
             floor = ladder[0]
@@ -89,11 +212,15 @@ def evaluate_member(
         detail = decision_detail(policy, figures, target, today)
         if purchase is not None:
             detail["purchase_id"] = purchase.pk
+        # Already locked by the snapshot.
+        full_state = None
+        if state is not None:
+            full_state = MemberTier.objects.get(shop=shop, pk=state.id)
         return _write_move(
             shop=shop,
             policy=policy,
             member=member,
-            state=state,
+            state=full_state,
             from_tier=current,
             to_tier=target,
             reason=reason,
