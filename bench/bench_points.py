@@ -35,6 +35,7 @@ from harness import (
 from members_data import dataset
 from points_data import (
     check_invariants,
+    counting_statements,
     ensure_ledger,
     ensure_programme,
     ensure_tiers_settled,
@@ -155,7 +156,8 @@ def bench_expiry(shop, ledger) -> None:
             )
             expired_before, balance_before = cursor.fetchone()
         started = time.perf_counter()
-        result = expire_due_lots(shop=shop, now=now)
+        with counting_statements() as statements:
+            result = expire_due_lots(shop=shop, now=now)
         took = time.perf_counter() - started
         left, _ = due_lots(shop, now)
         with connection.cursor() as cursor:
@@ -167,7 +169,8 @@ def bench_expiry(shop, ledger) -> None:
             expired_after, balance_after = cursor.fetchone()
         transaction.set_rollback(True)
     print(
-        f"  {'expire_due_lots()':58} {took:9.2f} s   returned {result!r}; "
+        f"  {'expire_due_lots()':58} {took:9.2f} s   returned {result!r} in "
+        f"{statements[0]} SQL statements; "
         f"{left:,} due lots left; accounts' expired "
         f"+{expired_after - expired_before:,}, "
         f"balances {balance_after - balance_before:+,} (due points {points:,})"

@@ -36,6 +36,7 @@ from harness import (
 )
 from members_data import dataset
 from points_data import (
+    counting_statements,
     ensure_programme,
     ensure_tiers_settled,
     has_tier_state,
@@ -145,7 +146,7 @@ def bench_recalculation(shop, members: int, purchases: int) -> None:
         runs = []
         for label in ("first run (moves members)", "second run (idempotent)"):
             started = time.perf_counter()
-            with shop_scope(shop):
+            with shop_scope(shop), counting_statements() as statements:
                 up, down = recalculate_shop(
                     shop=shop, reason=TierChangeReason.RECALCULATION
                 )
@@ -155,7 +156,8 @@ def bench_recalculation(shop, members: int, purchases: int) -> None:
             runs.append(took)
             print(
                 f"  {'recalculate_shop(), ' + label:58} {took:9.2f} s   "
-                f"{up:,} up, {down:,} down, {written:,} TierChange rows"
+                f"{up:,} up, {down:,} down, {written:,} TierChange rows, "
+                f"{statements[0]} SQL statements"
             )
         print(f"  members with a tier row, per tier: {tier_counts(shop)}")
         if kept:

@@ -46,7 +46,7 @@ from datagen.load import (
     _should_rebuild,
 )
 from django.db import connection, transaction
-from harness import scale
+from harness import FULL_MEMBERS, sizes
 
 from members.demo import words
 from points.models import (
@@ -88,10 +88,11 @@ LADDER = (
 
 
 def ledger_size() -> int:
-    """Entries in the bench shop's ledger: BENCH_LEDGER_ENTRIES, else 10M
-    times BENCH_SCALE."""
+    """Entries in the bench shop's ledger: BENCH_LEDGER_ENTRIES, else 10 per
+    member of the bench shop (10M at 1M members)."""
     value = os.environ.get("BENCH_LEDGER_ENTRIES", "").strip()
-    return int(float(value)) if value else int(FULL_ENTRIES * scale())
+    members, _purchases = sizes()
+    return int(float(value)) if value else FULL_ENTRIES // FULL_MEMBERS * members
 
 
 def marker(entries: int, seed: int = SEED) -> str:
@@ -157,6 +158,20 @@ def no_relay():
     fake.delay.side_effect = lambda *a, **k: kicks.append(1)
     with mock.patch("shops.tasks.relay_outbox", fake):
         yield kicks
+
+
+@contextmanager
+def counting_statements():
+    """Count the SQL statements the block sends (set-based work sends a few,
+    whatever the number of rows)."""
+    counted = [0]
+
+    def wrapper(execute, sql, params, many, context):
+        counted[0] += 1
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(wrapper):
+        yield counted
 
 
 def is_placeholder(fn) -> bool:
