@@ -251,8 +251,13 @@ def pay_with_points(
         account = ledger.account_for(member, lock=True)
         first = _paid_before(member, order, KEY_PREFIX + key if key else "")
         if first is not None:
-            if (first.member_id, first.external_order_id, first.points,
-                    first.store_id) != body:  # fmt: skip
+            same = (
+                first.member_id,
+                first.external_order_id,
+                first.points,
+                first.store_id,
+            ) == body
+            if not same:
                 if first.by_key:
                     conflict()
                 refuse(
