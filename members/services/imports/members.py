@@ -221,7 +221,8 @@ class MemberImporter(RowImporter):
                 changed.append((number, member, diff))
             elif number in extras:
                 extra_only.append((number, member))
-        for number, member in [(n, m) for n, m, _d in changed] + extra_only:
+            else:
+                continue
             result.show(
                 number,
                 "update",
@@ -231,24 +232,16 @@ class MemberImporter(RowImporter):
         result.skipped += len(to_update) - result.updated
         if write:
             ids = self.write(to_create, changed)
-            extra_rows = (
-                [
-                    (member_id, extras[number])
-                    for member_id, (number, _d) in zip(ids, to_create, strict=True)
-                    if number in extras
-                ]
-                + [
-                    (member.pk, extras[number])
-                    for number, member, _d in changed
-                    if number in extras
-                ]
-                + [(member.pk, extras[number]) for number, member in extra_only]
-            )
-            if extra_rows:
+            if extras:
+                written = {
+                    **{n: pk for pk, (n, _d) in zip(ids, to_create, strict=True)},
+                    **{n: m.pk for n, m, _d in changed},
+                    **{n: m.pk for n, m in extra_only},
+                }
                 extra.write_rows(
                     self.kind,
                     shop=self.shop,
-                    rows=extra_rows,
+                    rows=[(written[n], v) for n, v in extras.items() if n in written],
                     job_id=self.job_id,
                     acting_user=self.acting_user,
                     actor_label=self.actor_label,
