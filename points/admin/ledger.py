@@ -216,15 +216,19 @@ def search_by_member(request, queryset, search_term, member_path):
 
 def points_figures(member: Member) -> dict:
     """The member's balance, spendable and pending points, and what expires
-    within EXPIRING_DAYS. A handful of indexed reads of one account."""
+    within EXPIRING_DAYS. A handful of indexed reads of one account.
+
+    Spendable is the rewards service's figure (what a debit could take now:
+    available lots not past their expiry), so the panel never promises points
+    the counter's redemption then refuses."""
+    from points.services.rewards import spendable
+
     account = PointsAccount.objects.filter(member=member).first()
     if account is None:
         return {"account": None, "balance": 0, "spendable": 0, "pending": 0,
                 "expiring": 0, "expiring_days": EXPIRING_DAYS}  # fmt: skip
     now = timezone.now()
-    open_lots = PointsLot.objects.filter(account=account, remaining__gt=0)
-    sums = open_lots.aggregate(
-        spendable=Sum("remaining", filter=Q(available_at__lte=now), default=0),
+    sums = PointsLot.objects.filter(account=account, remaining__gt=0).aggregate(
         pending=Sum("remaining", filter=Q(available_at__gt=now), default=0),
         expiring=Sum(
             "remaining",
@@ -238,7 +242,7 @@ def points_figures(member: Member) -> dict:
     return {
         "account": account,
         "balance": account.balance,
-        "spendable": min(sums["spendable"], max(account.balance, 0)),
+        "spendable": spendable(account, now=now),
         "pending": sums["pending"],
         "expiring": sums["expiring"],
         "expiring_days": EXPIRING_DAYS,

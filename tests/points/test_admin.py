@@ -574,3 +574,14 @@ def test_a_superuser_in_the_all_shops_view_reads_entries_but_writes_nothing(
     }
     assert adjusted.status_code == 403
     assert balance(member) == 75
+
+
+def test_points_past_their_expiry_are_not_offered_as_spendable(login, shop, member):
+    earn(member, 40, days=-1)  # due; the nightly expiry has not run yet
+    earn(member, 60, days=100)
+
+    html = login(Role.CLERK).get(member_page(member)).content.decode()
+
+    assert 'data-testid="points-balance">100<' in html
+    assert 'data-testid="points-spendable">60<' in html
+    assert 'data-testid="points-expiring">0<' in html
