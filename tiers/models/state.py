@@ -15,6 +15,12 @@ class ManualMode(models.TextChoices):
     FIXED = "fixed", _("Exactly this tier")
 
 
+# Foreign keys of the two tables a recalculation writes in bulk carry no
+# single-column index (db_index=False): each index costs every row of the
+# bulk INSERT. Reads go through the shop-led indexes below; only deleting a
+# tier or a user scans them, which is rare and done by hand.
+
+
 class MemberTier(TenantModel):
     """A member's current tier and period. A member without a row holds the
     entry tier (lowest rank) and has no period: rows exist only for members
@@ -30,7 +36,11 @@ class MemberTier(TenantModel):
         db_index=False,
     )
     tier = models.ForeignKey(
-        Tier, on_delete=models.PROTECT, related_name="+", verbose_name=_("tier")
+        Tier,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("tier"),
+        db_index=False,
     )
     since = models.DateTimeField(_("held since"))
     # The tier the member carried into the current period (earned in earlier
@@ -42,6 +52,7 @@ class MemberTier(TenantModel):
         blank=True,
         related_name="+",
         verbose_name=_("tier at the start of the period"),
+        db_index=False,
     )
     # The last day (shop's time zone) of the member's current period; empty
     # for a lifetime window. The nightly task evaluates the day after.
@@ -57,6 +68,7 @@ class MemberTier(TenantModel):
         blank=True,
         related_name="+",
         verbose_name=_("tier after the grace period"),
+        db_index=False,
     )
     manual_tier = models.ForeignKey(
         Tier,
@@ -65,6 +77,7 @@ class MemberTier(TenantModel):
         blank=True,
         related_name="+",
         verbose_name=_("manual tier"),
+        db_index=False,
     )
     manual_mode = models.CharField(
         _("manual tier is"), max_length=8, choices=ManualMode.choices, blank=True
@@ -79,6 +92,7 @@ class MemberTier(TenantModel):
         blank=True,
         related_name="+",
         verbose_name=_("set by"),
+        db_index=False,
     )
     manual_at = models.DateTimeField(_("set at"), null=True, blank=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
@@ -131,9 +145,14 @@ class TierChange(TenantModel):
         blank=True,
         related_name="+",
         verbose_name=_("from"),
+        db_index=False,
     )
     to_tier = models.ForeignKey(
-        Tier, on_delete=models.PROTECT, related_name="+", verbose_name=_("to")
+        Tier,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("to"),
+        db_index=False,
     )
     reason = models.CharField(_("why"), max_length=16, choices=TierChangeReason.choices)
     # The figures the decision was made on: {"spend": "1230.00", "orders": 6,
@@ -147,6 +166,7 @@ class TierChange(TenantModel):
         blank=True,
         related_name="+",
         verbose_name=_("by"),
+        db_index=False,
     )
     actor_label = models.CharField(_("by (key or task)"), max_length=100, blank=True)
 
