@@ -3,6 +3,7 @@ points the demo members earned with their completed purchases, and a few
 rewards redeemed at the counter.
 
 `manage.py load_demo` calls `load(demo)` after the members and tiers sections.
+Every member gets the registration bonus through the bonuses service.
 The members' purchases were recorded without points (the members section
 sits below this app), so each completed one is credited here through the
 ledger, dated by its purchase: it expires as the policy says counted from
@@ -15,6 +16,7 @@ nothing.
 
 from __future__ import annotations
 
+import datetime
 from decimal import ROUND_DOWN, Decimal
 
 from django.db.models import F, Sum
@@ -68,6 +70,8 @@ REWARDS = (
 )
 EARNED = (PurchaseStatus.COMPLETED, PurchaseStatus.PARTIALLY_REFUNDED)
 REDEEMING_MEMBERS = 6
+# The demo members joined within the last three years.
+SIGNUP_SINCE = datetime.timedelta(days=4 * 365)
 
 
 def _policy(shop) -> PointsPolicy:
@@ -167,6 +171,10 @@ def load(demo) -> None:
     shop = demo.shop
     policy = _policy(shop)
     new = _earn_for_purchases(shop, policy)
+    # Every demo member got the registration bonus (set-based, once each).
+    from points.services.bonuses import award_signup_bonuses
+
+    award_signup_bonuses(shop=shop, since=timezone.now() - SIGNUP_SINCE)
     if new:
         from points.services.expiry import expire_due_lots
 

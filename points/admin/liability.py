@@ -3,7 +3,9 @@
 worth at the shop's cash rate, by the member's home store and by the month the
 points expire (in the shop's time zone).
 
-Two GROUP BY statements over the shop's open lots (the partial index on open
+Points past their expiry still count until the nightly expiry run writes
+them off (they show under their past month). Two GROUP BY statements over
+the shop's open lots (the partial index on open
 lots serves them); no Python loop over members or lots.
 """
 

@@ -8,7 +8,7 @@ import pytest
 from django.core.management import call_command
 
 from members.demo import ORDER_PREFIX
-from members.models import Purchase
+from members.models import Member, Purchase
 from points.demo import REWARDS
 from points.models import (
     EarningRule,
@@ -109,3 +109,8 @@ def test_every_completed_demo_purchase_earned_once():
     # Points a member earned long ago have expired, as the nightly task does.
     assert PointsEntry.objects.unscoped().filter(shop=shop, kind="expire").exists()
     assert PointsAccount.objects.unscoped().filter(shop=shop, balance__gt=0).exists()
+    # Each demo member got the registration bonus once.
+    members = Member.objects.unscoped().filter(shop=shop, status="active")
+    bonuses = PointsEntry.objects.unscoped().filter(shop=shop, source="registration")
+    assert bonuses.count() == members.count()
+    assert set(bonuses.values_list("points", flat=True)) == {100}
