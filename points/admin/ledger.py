@@ -13,12 +13,14 @@ import datetime
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
 from django.db.models import F, Q, Sum
 from django.http import Http404
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.functional import cached_property
 from django.utils.html import format_html
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
@@ -41,6 +43,20 @@ PANEL_ENTRIES = 15
 PANEL_LOTS = 20
 EXPIRING_DAYS = 30
 MEMBER_LOOKUP = "account__member__id__exact"
+
+
+class CappedCountPaginator(Paginator):
+    """Counts at most CAP + 1 rows: a shop's ledger holds millions of entries
+    and COUNT(*) over all of them on every list page costs seconds. Past the
+    cap the list shows CAP + 1 and its pages; staff filter or search for older
+    rows."""
+
+    CAP = 10_000
+
+    @cached_property
+    def count(self) -> int:
+        # A sliced count is COUNT(*) over a LIMITed subquery.
+        return self.object_list.order_by()[: self.CAP + 1].count()
 
 
 @admin.register(PointsEntry)
@@ -69,6 +85,7 @@ class PointsEntryAdmin(LiabilityReportLink, ShopScopedAdmin):
     search_fields = ("reason",)
     search_help_text = _("The member's phone (or its last four digits) or code.")
     show_full_result_count = False
+    paginator = CappedCountPaginator
     list_per_page = 50
     ordering = ("-id",)
     actions_list = ("liability_report",)

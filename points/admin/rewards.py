@@ -26,7 +26,7 @@ from shops.admin.base import EVERYONE, MANAGERS, ShopScopedAdmin, role_allows
 from shops.models import Store
 
 from .forms import RewardForm
-from .ledger import search_by_member
+from .ledger import CappedCountPaginator, search_by_member
 
 
 @admin.register(Reward)
@@ -115,6 +115,7 @@ class RedemptionAdmin(ShopScopedAdmin):
     search_fields = ("external_order_id",)
     search_help_text = _("The member's phone (or its last four digits) or code.")
     show_full_result_count = False
+    paginator = CappedCountPaginator
     ordering = ("-id",)
     actions = ("cancel_selected",)
     actions_detail = ("cancel_one",)

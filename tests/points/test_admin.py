@@ -585,3 +585,19 @@ def test_points_past_their_expiry_are_not_offered_as_spendable(login, shop, memb
     assert 'data-testid="points-balance">100<' in html
     assert 'data-testid="points-spendable">60<' in html
     assert 'data-testid="points-expiring">0<' in html
+
+
+def test_the_entries_list_counts_no_further_than_its_cap(
+    login, shop, member, monkeypatch
+):
+    from points.admin.ledger import CappedCountPaginator
+
+    monkeypatch.setattr(CappedCountPaginator, "CAP", 2)
+    for n in range(4):
+        earn(member, 10 + n)
+
+    response = login(Role.CLERK).get(ENTRIES)
+
+    # Three counted (the cap plus one), the newest first.
+    assert response.context["cl"].result_count == 3
+    assert [e.points for e in response.context["cl"].result_list][:3] == [13, 12, 11]
