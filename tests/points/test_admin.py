@@ -601,3 +601,39 @@ def test_the_entries_list_counts_no_further_than_its_cap(
     # Three counted (the cap plus one), the newest first.
     assert response.context["cl"].result_count == 3
     assert [e.points for e in response.context["cl"].result_list][:3] == [13, 12, 11]
+
+
+def test_every_points_admin_page_opens_for_a_manager(login, shop, member):
+    entry = earn(member, 500)
+    reward = make_reward(shop, stock=4)
+    with shop_scope(shop):
+        redemption = redeem_reward(member=member, reward=reward)
+        from points.models import EarningRule, PointsPolicy
+
+        policy = PointsPolicy.objects.create(shop=shop)
+        rule = EarningRule.objects.create(shop=shop, kind="purchase")
+    client = login(Role.MANAGER)
+    pages = [
+        ENTRIES,
+        f"{ENTRIES}?created_at_from=2026-01-01&created_at_to=2030-01-01",
+        reverse("admin:points_pointsentry_change", args=[entry.pk]),
+        REDEMPTIONS,
+        f"{REDEMPTIONS}?created_at_from=2026-01-01",
+        reverse("admin:points_redemption_change", args=[redemption.pk]),
+        reverse("admin:points_reward_changelist"),
+        reverse("admin:points_reward_add"),
+        reverse("admin:points_reward_change", args=[reward.pk]),
+        reverse("admin:points_pointspolicy_change", args=[policy.pk]),
+        reverse("admin:points_earningrule_changelist"),
+        reverse("admin:points_earningrule_add"),
+        reverse("admin:points_earningrule_change", args=[rule.pk]),
+        reverse("admin:points_liability"),
+        reverse("admin:app_list", args=["points"]),
+        adjust_url(member),
+        redeem_url(member),
+        member_page(member),
+        reverse("admin:members_member_changelist") + "?points_expiring=30",
+    ]
+
+    for url in pages:
+        assert client.get(url).status_code == 200, url
