@@ -7,13 +7,34 @@ tag) unique index.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import django_filters
+import django_filters.fields
 from django.core.exceptions import ValidationError
 from django.db.models import Exists, OuterRef
 from django.utils.translation import gettext_lazy as _
 
 from members.models import Member, MemberSource, MemberStatus, MemberTag
 from members.selectors.members import member_code_of
+
+# PostgreSQL refuses UTC offsets from 16 hours on (Python allows up to 24).
+MAX_UTC_OFFSET = timedelta(hours=16)
+
+
+class _IsoDateTimeField(django_filters.fields.IsoDateTimeField):
+    def to_python(self, value):
+        parsed = super().to_python(value)
+        offset = parsed.utcoffset() if parsed is not None else None
+        if offset is not None and abs(offset) >= MAX_UTC_OFFSET:
+            # A 400 ("Enter a valid date/time."), not the database's 500.
+            raise ValidationError(self.error_messages["invalid"], code="invalid")
+        return parsed
+
+
+class IsoDateTimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = _IsoDateTimeField
+
 
 # API `ordering` value -> model field; "-" in front sorts descending.
 ORDERING_FIELDS = {
@@ -38,21 +59,21 @@ class MemberFilter(django_filters.FilterSet):
         method="filter_member_code", label=_("Member code")
     )
     external_id = django_filters.CharFilter(label=_("External ID"))
-    joined_after = django_filters.IsoDateTimeFilter(
+    joined_after = IsoDateTimeFilter(
         field_name="joined_at", lookup_expr="gte", label=_("Joined at or after")
     )
-    joined_before = django_filters.IsoDateTimeFilter(
+    joined_before = IsoDateTimeFilter(
         field_name="joined_at", lookup_expr="lt", label=_("Joined before")
     )
     birthday_month = django_filters.NumberFilter(
         field_name="birthday_month", label=_("Birthday month (1-12)")
     )
-    last_purchase_after = django_filters.IsoDateTimeFilter(
+    last_purchase_after = IsoDateTimeFilter(
         field_name="last_purchase_at",
         lookup_expr="gte",
         label=_("Last purchase at or after"),
     )
-    last_purchase_before = django_filters.IsoDateTimeFilter(
+    last_purchase_before = IsoDateTimeFilter(
         field_name="last_purchase_at", lookup_expr="lt", label=_("Last purchase before")
     )
     total_spent_min = django_filters.NumberFilter(

@@ -90,6 +90,18 @@ class MemberPointsViewSet(ShopScopedViewSet):
     filter_backends: list = []
     pagination_class = None
 
+    def get_serializer_class(self):
+        # Read by DRF outside the handlers (e.g. the browsable API's forms).
+        return {
+            "adjustments": AdjustmentSerializer,
+            "quote": QuoteInputSerializer,
+            "pay": PayInputSerializer,
+            "redeem": RedemptionInputSerializer,
+            "entries": PointsEntrySerializer,
+            "lots": PointsLotSerializer,
+            "redemptions": RedemptionSerializer,
+        }.get(self.action, PointsAccountSerializer)
+
     def _actor(self) -> str:
         return f"API key {self.api_key.name}"[:100]
 

@@ -11,7 +11,12 @@ from __future__ import annotations
 from django.http import Http404
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
 from rest_framework import mixins, serializers
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -20,6 +25,7 @@ from members.models import Member
 from points.models import Redemption, Reward
 from points.services import rewards
 from shops.api.idempotency import idempotent
+from shops.api.serializers import ErrorSerializer
 from shops.api.views import ShopScopedViewSet
 
 from .errors import refusals_as_errors
@@ -53,7 +59,12 @@ class _MemberQuery(serializers.Serializer):
     list=extend_schema(
         summary="The rewards members see now, cheapest first",
         parameters=[MEMBER_PARAMETER],
-        responses=RewardSerializer(many=True),
+        responses={
+            200: RewardSerializer(many=True),
+            404: OpenApiResponse(
+                ErrorSerializer, "No member of this shop has the id in `member`."
+            ),
+        },
     ),
     retrieve=extend_schema(
         summary="One reward of the shop's catalogue",

@@ -142,3 +142,11 @@ def test_the_filters_see_only_this_shops_members(api, shop, other_shop):
 
     assert ids(api.get("/api/v1/members?points_min=50")) == {mine.pk}
     assert ids(api.get("/api/v1/members?points_expiring_within_days=7")) == set()
+
+
+def test_a_time_offset_the_database_cannot_store_is_a_400_not_a_500(api, shop):
+    # Found by the contract test once the points filters changed its examples.
+    response = api.get("/api/v1/members?joined_before=2030-01-01T00:00:00%2B22:13")
+
+    assert response.status_code == 400
+    assert "joined_before" in response.json()["error"]["fields"]
