@@ -384,3 +384,29 @@ def test_another_shops_member_is_a_404(api, other_shop, method, suffix, body):
     assert response.json()["error"]["code"] == "not_found"
     assert account(stranger).balance == 1000
     assert len(entries(stranger)) == 1
+
+
+def test_paying_again_for_one_order_returns_the_first_or_a_409(api, member):
+    give(member, 1000)
+    path = f"/api/v1/members/{member.pk}/points/pay"
+    body = {"external_order_id": "POS-9", "order_total": "10.00", "points": 60}
+    first = post(api, path, body, key="pay-1")
+
+    same = post(api, path, body, key="pay-2")
+    other = post(api, path, {**body, "points": 80}, key="pay-3")
+
+    assert same.status_code == 200, same.json()
+    assert same.json()["id"] == first.json()["id"]
+    assert other.status_code == 409
+    assert other.json()["error"]["code"] == "order_paid"
+    assert account(member).balance == 940
+
+
+def test_entries_filter_by_source(api, member):
+    give(member, 10)
+    with shop_scope(member.shop):
+        ledger.adjust(member=member, points=3, reason="kind words")
+
+    response = api.get(f"/api/v1/members/{member.pk}/points/entries?source=manual")
+
+    assert [e["points"] for e in response.json()["results"]] == [3]
