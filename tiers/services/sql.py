@@ -20,6 +20,8 @@ change; nobody else is written.
 
 from __future__ import annotations
 
+import json
+
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -28,7 +30,7 @@ from shops.models import OutboxEvent
 from shops.services.events.outbox import kick_relay
 from tiers.models import Basis, MemberTier, TierChange
 
-from .events import TIER_CHANGED
+from .events import TIER_CHANGED, tier_brief
 from .figures import ORDER_STATUSES, SPEND_STATUSES
 
 PURCHASES = Purchase._meta.db_table
@@ -41,9 +43,11 @@ SPEND_IN = "(" + ", ".join(f"'{s}'" for s in SPEND_STATUSES) + ")"
 ORDERS_IN = "(" + ", ".join(f"'{s}'" for s in ORDER_STATUSES) + ")"
 
 
-def ladder_cte(ladder, params: dict, name: str = "ladder") -> str:
-    """`name(id, rank, min_spend, min_orders, tname)` as VALUES; unsaved tiers
-    (a proposal) get no id."""
+def ladder_cte(ladder, params: dict, name: str = "ladder", detail=None) -> str:
+    """`name(id, rank, min_spend, min_orders, tname, brief, detail)` as VALUES;
+    unsaved tiers (a proposal) get no id. `brief` is the tier as events show
+    it, `detail` what a TierChange to it records besides the figures (both
+    built once here rather than once per member)."""
     rows = []
     for i, tier in enumerate(ladder):
         key = f"{name}_{i}"
@@ -52,11 +56,20 @@ def ladder_cte(ladder, params: dict, name: str = "ladder") -> str:
         params[f"{key}_spend"] = tier.min_spend
         params[f"{key}_orders"] = int(tier.min_orders)
         params[f"{key}_name"] = tier.name
+        params[f"{key}_brief"] = json.dumps(tier_brief(tier))
+        params[f"{key}_detail"] = json.dumps(
+            {
+                **(detail or {}),
+                "min_spend": f"{tier.min_spend:.2f}",
+                "min_orders": int(tier.min_orders),
+            }
+        )
         rows.append(
             f"(%({key}_id)s::bigint, %({key}_rank)s::int, %({key}_spend)s::numeric, "
-            f"%({key}_orders)s::bigint, %({key}_name)s::text)"
+            f"%({key}_orders)s::bigint, %({key}_name)s::text, "
+            f"%({key}_brief)s::jsonb, %({key}_detail)s::jsonb)"
         )
-    columns = "id, rank, min_spend, min_orders, tname"
+    columns = "id, rank, min_spend, min_orders, tname, brief, detail"
     return f"{name}({columns}) AS (VALUES {', '.join(rows)})"
 
 
@@ -174,11 +187,8 @@ _APPLY = f"""
     INSERT INTO {CHANGES} (shop_id, member_id, from_tier_id, to_tier_id, reason,
         detail, created_at, acting_user_id, actor_label)
     SELECT %(shop)s, m.member_id, m.from_id, m.to_id, %(reason)s,
-        jsonb_build_object(
-            'spend', (m.spend)::numeric(14, 2)::text, 'orders', m.orders,
-            'window', %(window)s::text, 'basis', %(basis)s::text,
-            'min_spend', (nt.min_spend)::numeric(14, 2)::text,
-            'min_orders', nt.min_orders),
+        jsonb_build_object('spend', (m.spend)::numeric(14, 2)::text,
+                           'orders', m.orders) || nt.detail,
         %(now)s, %(user)s, %(label)s
     FROM moved m JOIN ladder nt ON nt.id = m.to_id
     RETURNING id, member_id, from_tier_id, to_tier_id
@@ -187,10 +197,7 @@ _APPLY = f"""
     SELECT %(shop)s, %(topic)s, jsonb_build_object(
             'member', jsonb_build_object('id', mm.id, 'member_code', mm.member_code,
                                          'external_id', mm.external_id),
-            'change_id', ch.id,
-            'from_tier', CASE WHEN f.id IS NULL THEN NULL ELSE jsonb_build_object(
-                'id', f.id, 'name', f.tname, 'rank', f.rank) END,
-            'to_tier', jsonb_build_object('id', t.id, 'name', t.tname, 'rank', t.rank),
+            'change_id', ch.id, 'from_tier', f.brief, 'to_tier', t.brief,
             'reason', %(reason)s::text),
         %(now)s
     FROM ch JOIN {MEMBERS} mm ON mm.shop_id = %(shop)s AND mm.id = ch.member_id
@@ -231,11 +238,26 @@ def apply_moves(
         "topic": TIER_CHANGED,
         "entry_id": ladder[0].pk,
     }
-    sql = f"WITH {ladder_cte(ladder, params)}, {ctes} {_APPLY}"
+    ladder_sql = ladder_cte(
+        ladder, params, detail={"window": window, "basis": policy.basis}
+    )
+    # The reading half first, on its own: a statement that writes (as the
+    # second does) never gets a parallel plan, and the aggregate over the
+    # purchases is most of the reading.
+    compute = (
+        f"CREATE TEMP TABLE {CALC} AS WITH {ladder_sql}, {ctes} SELECT * FROM calc"
+    )
+    write = f"WITH {ladder_sql}, calc AS (SELECT * FROM {CALC}) {_APPLY}"
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SET LOCAL work_mem = '256MB'")
-        cursor.execute(sql, params)
+        cursor.execute(f"DROP TABLE IF EXISTS {CALC}")
+        cursor.execute(compute, params)
+        cursor.execute(write, params)
         up, down, events = cursor.fetchone()
+        cursor.execute(f"DROP TABLE {CALC}")
         if events:
             transaction.on_commit(kick_relay, robust=True)
     return int(up), int(down)
+
+
+CALC = "tiers_recalc_calc"
