@@ -128,6 +128,7 @@ def test_recalculation_agrees_with_evaluation_on_purchase(till, ladder, member):
     assert recalculate_shop(shop=till.shop) == (0, 0)
 
 
+@pytest.mark.postgres  # elsewhere a member-by-member fallback runs
 def test_the_statement_count_does_not_grow_with_members(shop, ladder):
     def statements(count):
         for _ in range(count):

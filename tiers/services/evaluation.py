@@ -104,7 +104,15 @@ FROM (SELECT 1) AS one LEFT JOIN pol ON TRUE LEFT JOIN st ON TRUE
 
 
 def _snapshot(shop, member, today):
-    """(ladder, policy, light tier row or None, figures) in one statement."""
+    """(ladder, policy, light tier row or None, figures) in one statement
+    (PostgreSQL; the ORM's four queries elsewhere)."""
+    if connection.vendor != "postgresql":
+        ladder = ladder_of(shop)
+        if not ladder:
+            return [], None, None, None
+        policy = policy_of(shop)
+        figures = member_figures(member, policy=policy, today=today)
+        return ladder, policy, locked_state(shop, member), figures
     tomorrow = today + datetime.timedelta(days=1)
     params = {
         "shop": shop.pk,

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import datetime
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils.translation import gettext as _
 
 from shops.tenancy import shop_scope
 from tiers.models import DowngradeRule, MemberTier, TierChangeReason, Window
 
-from . import sql
+from . import fallback, sql
 from .figures import local_today
 from .ladder import ladder_of, policy_of
 
@@ -38,6 +38,14 @@ def run_period_ends(*, shop, today=None) -> dict:
             return {}
         policy = policy_of(shop)
         today = today or local_today(shop)
+        if connection.vendor != "postgresql":
+            return fallback.run_period_ends(
+                shop=shop,
+                ladder=ladder,
+                policy=policy,
+                today=today,
+                actor_label=_("daily tier run"),
+            )
         done = {}
         with transaction.atomic():
             done["manual_end"] = _run(

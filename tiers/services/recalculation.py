@@ -36,7 +36,7 @@ from tiers.models import (
     Window,
 )
 
-from . import sql
+from . import fallback, sql
 from .figures import (
     local_today,
     midnight,
@@ -128,6 +128,17 @@ def recalculate_shop(
         else:
             policy = policy_of(shop)
             as_of = as_of or local_today(shop)
+            if connection.vendor != "postgresql":
+                up, down = fallback.recalculate(
+                    shop=shop,
+                    ladder=ladder,
+                    policy=policy,
+                    as_of=as_of,
+                    reason=reason,
+                    acting_user=acting_user,
+                    actor_label="" if acting_user else _("recalculation"),
+                )
+                return _finish(recalculation, up, down)
             params: dict = {}
             ctes = _base_ctes(ladder=ladder, policy=policy, as_of=as_of, params=params)
             params["new_end"] = period_end_for(policy, as_of)
@@ -159,14 +170,18 @@ calc AS (
                 acting_user=acting_user,
                 actor_label="" if acting_user else _("recalculation"),
             )
-        if recalculation is not None:
-            recalculation.steps_done = RECALCULATION_STEPS
-            recalculation.members_up = up
-            recalculation.members_down = down
-            recalculation.status = RecalculationStatus.DONE
-            recalculation.finished_at = timezone.now()
-            recalculation.save()
-        return up, down
+        return _finish(recalculation, up, down)
+
+
+def _finish(recalculation, up: int, down: int) -> tuple[int, int]:
+    if recalculation is not None:
+        recalculation.steps_done = RECALCULATION_STEPS
+        recalculation.members_up = up
+        recalculation.members_down = down
+        recalculation.status = RecalculationStatus.DONE
+        recalculation.finished_at = timezone.now()
+        recalculation.save()
+    return up, down
 
 
 def start_recalculation(*, shop, reason, acting_user=None) -> TierRecalculation:
@@ -198,6 +213,13 @@ def preview_rule_change(*, shop, tiers: list[Tier], policy) -> dict:
     ladder = sorted(tiers, key=lambda t: t.rank)
     if not ladder:
         return {"up": 0, "down": 0, "unchanged": _member_count(shop)}
+    if connection.vendor != "postgresql":
+        with shop_scope(shop):
+            up, down = fallback.preview(
+                shop=shop, ladder=ladder, policy=policy, today=local_today(shop)
+            )
+        total = _member_count(shop)
+        return {"up": up, "down": down, "unchanged": max(total - up - down, 0)}
     with shop_scope(shop):
         saved = list(Tier.objects.filter(shop=shop).values_list("pk", "rank"))
     params: dict = {}
