@@ -122,7 +122,7 @@ def award_referral_bonus(*, purchase, acting_user=None, actor_label="") -> list:
     )
     policy = rules.policy_for(purchase.shop)
     written = []
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):  # nothing is raised inside
         for who, side in ((referrer, "referrer"), (member, "referee")):
             if who is None or who.status != MemberStatus.ACTIVE:
                 continue
@@ -130,8 +130,8 @@ def award_referral_bonus(*, purchase, acting_user=None, actor_label="") -> list:
             points = _capped_referral(who, rule, policy, purchase.shop)
             if points <= 0:
                 continue
-            written.append(
-                ledger.credit(
+            try:
+                entry = ledger.credit(
                     member=who,
                     points=points,
                     kind=EntryKind.EARN,
@@ -142,7 +142,9 @@ def award_referral_bonus(*, purchase, acting_user=None, actor_label="") -> list:
                     acting_user=acting_user,
                     actor_label=actor_label,
                 )
-            )
+            except ledger.IdempotencyConflict:
+                continue  # given before (then with other points): once only
+            written.append(entry)
     return written
 
 

@@ -138,7 +138,8 @@ def earn_for_purchase(*, purchase, acting_user=None, actor_label=""):
     policy = rules.policy_for(shop)
     rule = rules.rules_for(shop).get(RuleKind.PURCHASE)
     entry = None
-    with transaction.atomic():
+    # No savepoint (the purchase hot path): nothing is raised inside.
+    with transaction.atomic(savepoint=False):
         if rule is not None:
             points = points_for_purchase(purchase, rule, tier_multiplier(member))
             if points > 0:
@@ -146,23 +147,38 @@ def earn_for_purchase(*, purchase, acting_user=None, actor_label=""):
                     points, member=member, rule=rule, policy=policy, shop=shop
                 )
             if points > 0:
-                now = timezone.now()
-                entry = ledger.credit(
-                    member=member,
-                    points=points,
-                    kind=EntryKind.EARN,
-                    source=EntrySource.PURCHASE,
-                    reason=purchase.external_order_id,
-                    purchase=purchase,
-                    reference=f"rule:{rule.pk}",
-                    idempotency_key=f"purchase:{purchase.pk}",
-                    expires_at=rules.expiry_for(policy, shop=shop, at=now),
-                    available_at=rules.pending_until(policy, at=now),
-                    acting_user=acting_user,
-                    actor_label=actor_label,
+                entry = _credit_purchase(
+                    purchase, member, points, rule, policy, acting_user, actor_label
                 )
         if member.referred_by_id is not None and member.order_count <= 1:
             award_referral_bonus(
                 purchase=purchase, acting_user=acting_user, actor_label=actor_label
             )
     return entry
+
+
+def _credit_purchase(purchase, member, points, rule, policy, acting_user, actor_label):
+    now = timezone.now()
+    key = f"purchase:{purchase.pk}"
+    try:
+        return ledger.credit(
+            member=member,
+            points=points,
+            kind=EntryKind.EARN,
+            source=EntrySource.PURCHASE,
+            reason=purchase.external_order_id,
+            purchase=purchase,
+            reference=f"rule:{rule.pk}",
+            idempotency_key=key,
+            expires_at=rules.expiry_for(policy, shop=purchase.shop, at=now),
+            available_at=rules.pending_until(policy, at=now),
+            acting_user=acting_user,
+            actor_label=actor_label,
+        )
+    except ledger.IdempotencyConflict:
+        # Earned before, under other rules or another tier: the first stands.
+        first = PointsEntry.objects.unscoped().get(
+            shop_id=purchase.shop_id, idempotency_key=key
+        )
+        first.replayed = True
+        return first

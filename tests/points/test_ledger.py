@@ -48,6 +48,11 @@ def test_credit_makes_an_entry_and_a_lot_and_emits_earned(in_shop, member):
     assert lots_of(member) == [(120, 120)]
     event = OutboxEvent.objects.get(topic="points.earned")
     assert event.payload["entry"]["points"] == 120
+    assert event.payload["entry"]["id"] == entry.pk
+    assert event.payload["member"] == {
+        "id": member.pk,
+        "member_code": member.member_code,
+    }
     assert event.payload["balance"] == 120
 
 
