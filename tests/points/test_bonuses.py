@@ -193,3 +193,19 @@ def test_birthdays_are_per_shop(in_shop, other_shop):
     assert bonuses.award_birthday_bonuses(shop=in_shop, today=date(2026, 5, 5)) == 0
     with shop_scope(other_shop):
         assert balance(stranger) == 0
+
+
+def test_the_birthday_task_uses_the_shops_today(in_shop, eager_tasks):
+    from points.tasks import award_birthday_bonuses_everywhere
+
+    EarningRuleFactory(shop=in_shop, kind=RuleKind.BIRTHDAY, points=88)
+    today = timezone.localtime(timezone.now(), in_shop.zone).date()
+    member = MemberFactory(
+        shop=in_shop, birthday_month=today.month, birthday_day=today.day
+    )
+
+    award_birthday_bonuses_everywhere()
+    award_birthday_bonuses_everywhere()
+
+    assert balance(member) == 88
+    assert OutboxEvent.objects.filter(topic="points.earned").count() == 1

@@ -120,3 +120,18 @@ def test_the_everywhere_task_runs_every_active_shop(
     assert PointsAccount.objects.get(member=member).balance == 0
     with shop_scope(other_shop):
         assert PointsAccount.objects.get(member=stranger).balance == 0
+
+
+def test_release_pending_everywhere_makes_waited_points_spendable(
+    in_shop, member, eager_tasks
+):
+    from points.tasks import release_pending_everywhere
+
+    now = timezone.now()
+    ledger.credit(member=member, points=12, available_at=now - timedelta(1), **EARN)
+    # Written as pending a moment ago; its window has ended since.
+    PointsAccount.objects.filter(member=member).update(pending=12)
+
+    assert release_pending_everywhere() >= 1
+
+    assert PointsAccount.objects.get(member=member).pending == 0
