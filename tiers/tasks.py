@@ -10,6 +10,7 @@ task per shop. A recalculation started from the admin or the API is a
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from celery import shared_task
 from django.utils import timezone
@@ -76,10 +77,22 @@ def run_period_ends_everywhere() -> int:
     return queued
 
 
+# A recalculation still waiting after this long lost its message (the broker
+# was away when it was queued): the nightly run queues it again.
+STALE_AFTER = timedelta(minutes=30)
+
+
 @shared_task(name="tiers.recalculate_everywhere")
 def recalculate_everywhere() -> int:
     """One nightly recalculation per shop with a ladder; a shop already
-    recalculated (or being recalculated) for its today is skipped."""
+    recalculated (or being recalculated) for its today is skipped. Queued
+    recalculations whose message was lost are queued again."""
+    stale = TierRecalculation.objects.unscoped().filter(
+        status=RecalculationStatus.QUEUED,
+        created_at__lt=timezone.now() - STALE_AFTER,
+    )
+    for recalculation_id in stale.values_list("pk", flat=True):
+        recalculate_shop.delay(recalculation_id)
     queued = 0
     for shop in _shops_with_ladders():
         with shop_scope(shop):

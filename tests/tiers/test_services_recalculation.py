@@ -23,6 +23,7 @@ from tiers.models import (
     TierPolicy,
     Window,
 )
+from tiers.services.figures import local_today
 from tiers.services.ladder import policy_of, tier_of
 from tiers.services.manual import set_manual_tier
 from tiers.services.recalculation import (
@@ -315,3 +316,20 @@ def test_apply_can_swap_ranks(shop, ladder):
             "Senior",
             "Supreme",
         ]
+
+
+def test_moving_from_lifetime_to_a_calendar_year_starts_everyones_period(
+    till, ladder, member
+):
+    till.buy(member, "1200")  # Senior, no period under a lifetime window
+    with shop_scope(till.shop):
+        assert MemberTier.objects.get(member=member).period_ends_on is None
+    tiers, policy = proposed(till.shop)
+    policy.window = Window.CALENDAR_YEAR
+
+    apply_rule_change(shop=till.shop, tiers=tiers, policy=policy, mode="next_purchase")
+
+    with shop_scope(till.shop):
+        state = MemberTier.objects.get(member=member)
+        today = local_today(till.shop)
+    assert state.period_ends_on == datetime.date(today.year, 12, 31)

@@ -78,3 +78,28 @@ def test_period_ends_fan_out_to_shops_with_a_ladder(
 def test_the_period_end_task_runs_in_the_shops_scope(shop, ladder):
     done = tasks.run_period_ends(shop_id=shop.pk)
     assert done == {"manual_end": [0, 0]}  # lifetime policy: no periods
+
+
+def test_a_recalculation_whose_message_was_lost_is_queued_again(
+    shop, ladder, monkeypatch
+):
+    from django.utils import timezone
+
+    with shop_scope(shop):
+        lost = TierRecalculation.objects.create(
+            shop=shop, reason="rule_change", as_of=datetime.date(2026, 1, 1)
+        )
+        fresh = TierRecalculation.objects.create(
+            shop=shop, reason="rule_change", as_of=datetime.date(2026, 1, 1)
+        )
+        TierRecalculation.objects.filter(pk=lost.pk).update(
+            created_at=timezone.now() - datetime.timedelta(hours=2)
+        )
+    queued = []
+    monkeypatch.setattr(tasks.recalculate_shop, "delay", queued.append)
+    monkeypatch.setattr(tasks.recalculation, "start_recalculation", lambda **kw: None)
+
+    tasks.recalculate_everywhere()
+
+    assert queued == [lost.pk]
+    assert fresh.pk not in queued

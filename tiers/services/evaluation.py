@@ -18,6 +18,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from members.models import Purchase
+from shops import rawsql
 from shops.services.events import emit_event
 from shops.tenancy import shop_scope
 from tiers.models import (
@@ -239,6 +240,16 @@ def evaluate_member(
         )
 
 
+def _moved(state, policy, to_tier, up, now, today, state_values):
+    state.tier = to_tier
+    state.since = now
+    if (up and policy.window == Window.ROLLING) or state.period_ends_on is None:
+        state.period_ends_on = period_end_for(policy, today)
+    for name, value in state_values.items():
+        setattr(state, name, value)
+    return state
+
+
 def move_member(
     *, member, to_tier, reason, detail, acting_user=None, actor_label=""
 ) -> TierChange | None:
@@ -301,14 +312,22 @@ def _write_move(
             since=now,
             period_ends_on=period_end_for(policy, today),
         )
+        for name, value in state_values.items():
+            setattr(state, name, value)
+        # A recalculation may insert the row meanwhile (it locks no member):
+        # then it is the row to move, if it still needs moving.
+        if not rawsql.insert(state, unless_exists=("shop_id", "member_id")):
+            state = locked_state(shop, member)
+            raced = state.tier
+            if raced.pk == to_tier.pk or (up and raced.rank >= to_tier.rank):
+                return None
+            from_tier = raced
+            up = to_tier.rank > raced.rank
+            state = _moved(state, policy, to_tier, up, now, today, state_values)
+            state.save()
     else:
-        state.tier = to_tier
-        state.since = now
-        if (up and policy.window == Window.ROLLING) or state.period_ends_on is None:
-            state.period_ends_on = period_end_for(policy, today)
-    for name, value in state_values.items():
-        setattr(state, name, value)
-    state.save()
+        state = _moved(state, policy, to_tier, up, now, today, state_values)
+        state.save()
     change = TierChange(
         shop=shop,
         member_id=member.pk,

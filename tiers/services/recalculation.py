@@ -29,6 +29,7 @@ from django.utils.translation import gettext as _
 from members.models import Member
 from shops.tenancy import shop_scope
 from tiers.models import (
+    MemberTier,
     RecalculationStatus,
     Tier,
     TierChangeReason,
@@ -298,13 +299,17 @@ def apply_rule_change(
             policy.pk = existing.pk
             policy._state.adding = False
         policy.save()
+        rows = MemberTier.objects.filter(shop=shop)
         if policy.window == Window.LIFETIME:
             # No periods under a lifetime window: nothing ends by time.
-            from tiers.models import MemberTier
-
-            MemberTier.objects.filter(shop=shop).exclude(
-                period_ends_on=None, grace_until=None
-            ).update(period_ends_on=None, grace_until=None, grace_target=None)
+            rows.exclude(period_ends_on=None, grace_until=None).update(
+                period_ends_on=None, grace_until=None, grace_target=None
+            )
+        else:
+            # Members who moved under a lifetime window get their first period.
+            rows.filter(period_ends_on=None).update(
+                period_ends_on=period_end_for(policy, local_today(shop))
+            )
         if mode == "now":
             return start_recalculation(
                 shop=shop, reason=TierChangeReason.RULE_CHANGE, acting_user=acting_user

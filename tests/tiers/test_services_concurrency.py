@@ -1,0 +1,95 @@
+"""Tier moves under real concurrency (PostgreSQL row locks): purchases of one
+member arriving together move them once, and a recalculation racing a
+purchase never overwrites the purchase's move."""
+
+import threading
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+
+from points.services import settlement
+from shops.tenancy import shop_scope
+from tests.members.factories import MemberFactory, PurchaseFactory
+from tests.tiers.factories import make_ladder
+from tiers.models import MemberTier, TierChange
+from tiers.services.ladder import tier_of
+from tiers.services.recalculation import recalculate_shop
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+
+def at_once(shop, *calls):
+    start = threading.Barrier(len(calls))
+    results: list = [None] * len(calls)
+
+    def run(index, call):
+        try:
+            with shop_scope(shop):
+                start.wait()
+                results[index] = call()
+        except Exception as exc:
+            results[index] = exc
+        finally:
+            connection.close()
+
+    threads = [
+        threading.Thread(target=run, args=(i, call)) for i, call in enumerate(calls)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return results
+
+
+def buy(shop, member, order, amount):
+    return lambda: settlement.record_purchase(
+        shop=shop, member=member, external_order_id=order, amount=amount
+    )
+
+
+def test_purchases_arriving_together_move_the_member_once(shop):
+    make_ladder(shop)
+    member = MemberFactory(shop=shop)
+
+    results = at_once(shop, *(buy(shop, member, f"C-{i}", "600") for i in range(4)))
+
+    assert not [r for r in results if isinstance(r, Exception)], results
+    with shop_scope(shop):
+        moves = list(
+            TierChange.objects.filter(member=member).values_list(
+                "to_tier__name", flat=True
+            )
+        )
+        assert MemberTier.objects.filter(member=member).count() == 1
+    # 600 -> Normal, 1200 -> Senior, 1800, 2400: one move, whoever crossed.
+    assert moves == ["Senior"]
+    assert tier_of(member).name == "Senior"
+
+
+def test_a_recalculation_racing_purchases_writes_one_move_per_member(shop):
+    make_ladder(shop)
+    members = [MemberFactory(shop=shop) for _ in range(30)]
+    for member in members:
+        # 1200 spent: Senior is met, nobody has moved yet.
+        PurchaseFactory(member=member, amount=Decimal("1200"))
+        member.total_spent, member.order_count = Decimal("1200"), 1
+        with shop_scope(shop):
+            member.save(update_fields=["total_spent", "order_count"])
+
+    results = at_once(
+        shop,
+        lambda: recalculate_shop(shop=shop),
+        *(buy(shop, m, f"R-{m.pk}", "10") for m in members[:15]),
+    )
+
+    assert not [r for r in results if isinstance(r, Exception)], results
+    with shop_scope(shop):
+        for member in members:
+            assert list(
+                TierChange.objects.filter(member=member).values_list(
+                    "to_tier__name", flat=True
+                )
+            ) == ["Senior"]
+    assert recalculate_shop(shop=shop) == (0, 0)
