@@ -261,6 +261,8 @@ def _bulk_award(*, shop, select_sql: str, params: dict, now) -> int:
     }
     written = 0
     with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor != "postgresql":
+            return _award_portably(shop, cursor, select_sql, params)
         cursor.execute(_CANDIDATES)
         cursor.execute("DELETE FROM points_bonus_candidates")
         cursor.execute(
@@ -280,6 +282,47 @@ def _bulk_award(*, shop, select_sql: str, params: dict, now) -> int:
             written += count
         if written:
             transaction.on_commit(kick_relay, robust=True)
+    return written
+
+
+def _award_portably(shop, cursor, select_sql, params) -> int:
+    """The same, member by member: for the embedded SQLite database only
+    (development and the demo); production runs the statements above."""
+    import re
+
+    # SQLite spells booleans as integers and has no LATERAL: the birthday's
+    # entry tier is looked up once instead.
+    sql = re.sub(r"%\((\w+)\)s", r":\1", select_sql)
+    sql = sql.replace(
+        "LEFT JOIN LATERAL (SELECT birthday_points FROM tiers_tier\n"
+        "                      WHERE shop_id = :shop ORDER BY rank LIMIT 1) et ON true",
+        "LEFT JOIN (SELECT birthday_points FROM tiers_tier WHERE shop_id = :shop "
+        "ORDER BY rank LIMIT 1) et ON 1",
+    )
+    cursor.execute(sql, params)
+    members = {
+        m.pk: m
+        for m in Member.objects.unscoped().filter(
+            shop_id=shop.pk, pk__in=[row[0] for row in cursor.fetchall()]
+        )
+    }
+    cursor.execute(sql, params)
+    written = 0
+    for member_id, points, key, source, reference, reason in cursor.fetchall():
+        member = members[member_id]
+        member.shop = shop
+        entry = ledger.credit(
+            member=member,
+            points=points,
+            kind=EntryKind.EARN,
+            source=source,
+            reason=reason,
+            reference=reference,
+            idempotency_key=key,
+            expires_at=params["expires_at"],
+            actor_label=ACTOR,
+        )
+        written += not entry.replayed
     return written
 
 

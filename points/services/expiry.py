@@ -16,6 +16,15 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from points import events
+from points.models import (
+    EntryKind,
+    EntrySource,
+    LotConsumption,
+    PointsAccount,
+    PointsEntry,
+    PointsLot,
+)
+from points.services import ledger
 from shops.services.events.outbox import kick_relay
 
 # Lock the accounts first, in id order (as single writes lock their one
@@ -110,6 +119,8 @@ def expire_due_lots(*, shop, now=None) -> int:
     nothing more.
     """
     now = now or timezone.now()
+    if connection.vendor != "postgresql":
+        return _expire_portably(shop, now)
     params = {
         "shop": shop.pk,
         "now": now,
@@ -127,3 +138,50 @@ def expire_due_lots(*, shop, now=None) -> int:
         if accounts:
             transaction.on_commit(kick_relay, robust=True)
         return int(points)
+
+
+def _expire_portably(shop, now) -> int:
+    """The same, account by account: for the embedded SQLite database only
+    (development and the demo); production runs the statements above."""
+    due = PointsLot.objects.unscoped().filter(
+        shop_id=shop.pk, remaining__gt=0, expires_at__lte=now
+    )
+    expired = 0
+    with transaction.atomic():
+        accounts = (
+            PointsAccount.objects.unscoped()
+            .filter(shop_id=shop.pk, pk__in=due.values("account_id"))
+            .select_related("member")
+            .order_by("pk")
+        )
+        for account in accounts:
+            lots = list(due.filter(account_id=account.pk))
+            points = sum(lot.remaining for lot in lots)
+            entry = PointsEntry(
+                shop_id=shop.pk,
+                account=account,
+                kind=EntryKind.EXPIRE,
+                points=-points,
+                total_after=account.balance - points,
+                source=EntrySource.EXPIRY,
+                reason=REASON,
+                actor_label=ACTOR,
+            )
+            entry.save(force_insert=True)
+            LotConsumption.objects.unscoped().bulk_create(
+                LotConsumption(
+                    shop_id=shop.pk, entry=entry, lot=lot, points=lot.remaining
+                )
+                for lot in lots
+            )
+            pending = sum(lot.remaining for lot in lots if lot.available_at > now)
+            for lot in lots:
+                lot.remaining = 0
+            PointsLot.objects.unscoped().bulk_update(lots, ["remaining"])
+            account.balance -= points
+            account.expired += points
+            account.pending = max(account.pending - pending, 0)
+            ledger._save_account(account)
+            ledger._emit(account, entry, shop)
+            expired += points
+    return expired

@@ -522,6 +522,9 @@ def _consume(account, entry, lots, points, *, now) -> int:
 
 
 def _update_remaining(shop_id: int, lots: list[PointsLot]) -> None:
+    if connection.vendor != "postgresql":
+        PointsLot.objects.unscoped().bulk_update(lots, ["remaining"])
+        return
     # One statement for any number of lots; raw SQL names the shop itself.
     values = ", ".join(["(%s, %s)"] * len(lots))
     params: list = []
@@ -540,7 +543,8 @@ def _open_lots(account) -> list[PointsLot]:
     return list(
         PointsLot.objects.unscoped()
         .filter(shop_id=account.shop_id, account_id=account.pk, remaining__gt=0)
-        .order_by("expires_at", "id")  # NULL (never) sorts last in PostgreSQL
+        # NULL (never) last: PostgreSQL's default order, and the index's.
+        .order_by(F("expires_at").asc(nulls_last=True), "id")
     )
 
 
@@ -835,12 +839,14 @@ def release_pending(*, shop, now=None) -> int:
     now = now or timezone.now()
     with transaction.atomic(), connection.cursor() as cursor:
         # Lock first, in id order, so the recount below reads the lots as
-        # they are after any write to these accounts has committed.
-        cursor.execute(
-            "SELECT count(*) FROM (SELECT id FROM points_pointsaccount "
-            "WHERE shop_id = %s AND pending > 0 ORDER BY id FOR UPDATE) AS locked",
-            [shop.pk],
-        )
+        # they are after any write to these accounts has committed. (SQLite
+        # locks the whole database for a write anyway.)
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "SELECT count(*) FROM (SELECT id FROM points_pointsaccount "
+                "WHERE shop_id = %s AND pending > 0 ORDER BY id FOR UPDATE) AS t",
+                [shop.pk],
+            )
         cursor.execute(
             """
             UPDATE points_pointsaccount AS a

@@ -85,7 +85,10 @@ def ledger_problems(shop, *, now=None, account_id=None) -> list[str]:
     with connection.cursor() as cursor:
         for name, (column, sql) in checks.items():
             only = f"AND {column} = %(account)s" if account_id is not None else ""
-            cursor.execute(sql.format(only=only), params)
+            sql = sql.format(only=only)
+            if connection.vendor == "sqlite":
+                sql = sql.replace("GREATEST(", "MAX(")
+            cursor.execute(sql, params)
             ids = [row[0] for row in cursor.fetchall()]
             if ids:
                 problems.append(f"{name}: {ids}")

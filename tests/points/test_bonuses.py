@@ -81,6 +81,7 @@ def test_signup_task_gives_both_bonuses_set_based_and_once(in_shop, eager_tasks)
     assert OutboxEvent.objects.filter(topic="points.earned").count() == 3
 
 
+@pytest.mark.postgres
 def test_signup_bonuses_run_in_a_fixed_number_of_statements(in_shop):
     EarningRuleFactory(shop=in_shop, kind=RuleKind.REGISTRATION, points=30)
 
