@@ -136,7 +136,7 @@ def _run(shop, ladder, policy, today, reason) -> tuple[int, int]:
     fixed = f"({locked} AND d.manual_mode = 'fixed')"
     floor = f"CASE WHEN {locked} THEN d.man_rank END"
     if reason == TierChangeReason.MANUAL_END:
-        new_rank = f"GREATEST({qualified}, d.ps_rank, %(entry_rank)s)"
+        new_rank = "GREATEST(q.q_rank, q.ps_rank, %(entry_rank)s)"
         fields = (
             "FALSE AS set_period, NULL::date AS period_ends_on,"
             " FALSE AS set_start, NULL::int AS start_rank,"
@@ -145,12 +145,12 @@ def _run(shop, ladder, policy, today, reason) -> tuple[int, int]:
         )
     elif reason == TierChangeReason.PERIOD_END:
         rule = {
-            DowngradeRule.HIGHEST_MET: "q.q_rank",
-            DowngradeRule.ONE_STEP: "GREATEST(q.q_rank, q.one_below, q.entry)",
-            DowngradeRule.NEVER: "GREATEST(q.q_rank, q.cur_rank)",
+            DowngradeRule.HIGHEST_MET: "q0.q_rank",
+            DowngradeRule.ONE_STEP: "GREATEST(q0.q_rank, q0.one_below, q0.entry)",
+            DowngradeRule.NEVER: "GREATEST(q0.q_rank, q0.cur_rank)",
         }[policy.downgrade]
         graced = "(%(grace_days)s > 0 AND q.target < q.cur_rank)"
-        new_rank = "CASE WHEN {graced} THEN q.cur_rank ELSE q.target END"
+        new_rank = f"CASE WHEN {graced} THEN q.cur_rank ELSE q.target END"
         fields = (
             f"NOT {graced} AS set_period, q.next_end AS period_ends_on,"
             f" NOT {graced} AS set_start, q.target AS start_rank,"
@@ -158,10 +158,9 @@ def _run(shop, ladder, policy, today, reason) -> tuple[int, int]:
             " (q.period_ends_on + %(grace_days)s)::date AS grace_until,"
             " q.target AS grace_rank, FALSE AS clear_manual"
         )
-        new_rank = new_rank.format(graced=graced)
     else:
         # Requalified when the figures up to the grace end meet the tier.
-        rule = "GREATEST(q.grace_rank, LEAST(q.q_rank, q.cur_rank))"
+        rule = "GREATEST(q0.grace_rank, LEAST(q0.q_rank, q0.cur_rank))"
         new_rank = "q.target"
         fields = (
             "TRUE AS set_period, q.next_end AS period_ends_on,"
@@ -173,7 +172,7 @@ def _run(shop, ladder, policy, today, reason) -> tuple[int, int]:
         target_sql = ""
     else:
         target_sql = (
-            f", CASE WHEN q.fixed THEN q.cur_rank ELSE GREATEST({rule}, q.floor) END"
+            f", CASE WHEN q0.fixed THEN q0.cur_rank ELSE GREATEST({rule}, q0.floor) END"
             " AS target"
         )
     lateral = sql.figures_lateral(
@@ -201,10 +200,10 @@ q0 AS (
         {_NEXT_END} AS next_end
     FROM d
 ),
-q AS (SELECT q0.*{target_sql.replace("q.", "q0.")} FROM q0),
+q AS (SELECT q0.*{target_sql} FROM q0),
 calc AS (
     SELECT q.member_id, TRUE AS has_row, q.tier_id AS old_tier_id,
-        q.cur_rank AS old_rank, {new_rank.replace("d.", "q.")} AS new_rank,
+        q.cur_rank AS old_rank, {new_rank} AS new_rank,
         q.spend, q.orders, {fields}
     FROM q
 )"""
