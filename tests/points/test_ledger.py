@@ -304,3 +304,50 @@ def test_points_past_their_expiry_are_not_spendable_before_the_expiry_run(
     with pytest.raises(ledger.InsufficientPoints):
         ledger.debit(member=member, points=11, **REDEEM)
     assert ledger.debit(member=member, points=10, **REDEEM).points == -10
+
+
+@pytest.mark.postgres
+def test_a_credit_is_two_statements_on_the_hot_path(in_shop, member):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    ledger.credit(member=member, points=1, expires_at=None, **EARN)
+
+    with CaptureQueriesContext(connection) as queries:
+        entry = ledger.credit(
+            member=member, points=2, expires_at=None, idempotency_key="hot", **EARN
+        )
+
+    # The account lock, then entry + lot + account + event in one statement.
+    assert len(queries) == 2, [q["sql"][:80] for q in queries]
+    assert entry.lots.get().remaining == 2
+    assert OutboxEvent.objects.filter(topic="points.earned").count() == 2
+
+
+def test_restored_points_whose_lot_expired_meanwhile_go_with_the_next_expiry(
+    in_shop, member, assert_ledger_ok
+):
+    from points.services.expiry import expire_due_lots
+
+    now = timezone.now()
+    ledger.credit(member=member, points=10, expires_at=now + timedelta(days=2), **EARN)
+    spent = ledger.debit(member=member, points=10, **REDEEM)
+    later = now + timedelta(days=3)
+
+    with mock_now(later):
+        back = ledger.restore_consumptions(
+            debit_entry=spent, reason="cancelled", source=EntrySource.REWARD
+        )
+        with pytest.raises(ledger.InsufficientPoints):
+            ledger.debit(member=member, points=1, **REDEEM)
+
+    assert back.lots.get().expires_at == now + timedelta(days=2)
+    assert expire_due_lots(shop=in_shop, now=later) == 10
+    assert account_of(member).balance == 0
+    assert_ledger_ok(now=later)
+
+
+def mock_now(moment):
+    from unittest import mock
+
+    return mock.patch("django.utils.timezone.now", return_value=moment)
