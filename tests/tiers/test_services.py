@@ -448,3 +448,16 @@ def test_posting_a_purchase_moves_the_member_up(shop, ladder):
     assert response.status_code == 201, response.json()
     assert tier_of(member).name == "Senior"
     assert changes(member) == [("Normal", "Senior", "purchase")]
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"window": Window.LIFETIME, "window_months": 0}, "at least one month"),
+        ({"window": Window.ROLLING, "window_months": 121}, "at most 120 months"),
+        ({"grace_days": 400}, "between 0 and 366 days"),
+    ],
+)
+def test_policy_values_the_database_would_refuse_are_refused(shop, fields, message):
+    tiers, policy = proposal(("Normal", 0, "0", 0), **fields)
+    assert message in refusal(shop, tiers, policy)

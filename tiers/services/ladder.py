@@ -76,10 +76,14 @@ def validate_ladder(*, shop, tiers: list[Tier], policy: TierPolicy) -> None:
         errors.append(ValidationError(_("Choose what members qualify on.")))
     if policy.window not in Window.values:
         errors.append(ValidationError(_("Choose the window figures are counted over.")))
-    if policy.window == Window.ROLLING and (policy.window_months or 0) < 1:
+    months = policy.window_months
+    if months is None or months < 1:
+        # The database refuses 0 whatever the window; say it for rolling ones.
         errors.append(ValidationError(_("A rolling window needs at least one month.")))
-    if (policy.grace_days or 0) < 0:
-        errors.append(ValidationError(_("The grace period cannot be negative.")))
+    elif months > 120:
+        errors.append(ValidationError(_("A window is at most 120 months.")))
+    if policy.grace_days is None or not 0 <= policy.grace_days <= 366:
+        errors.append(ValidationError(_("The grace period is between 0 and 366 days.")))
 
     seen: dict[int, Tier] = {}
     for tier in tiers:
