@@ -191,6 +191,7 @@ _APPLY = f"""
                            'orders', m.orders) || nt.detail,
         %(now)s, %(user)s, %(label)s
     FROM moved m JOIN ladder nt ON nt.id = m.to_id
+    ORDER BY m.member_id
     RETURNING id, member_id, from_tier_id, to_tier_id
 ), ev AS (
     INSERT INTO {OUTBOX} (shop_id, topic, payload, created_at)
@@ -245,7 +246,9 @@ def apply_moves(
     # second does) never gets a parallel plan, and the aggregate over the
     # purchases is most of the reading.
     compute = (
-        f"CREATE TEMP TABLE {CALC} AS WITH {ladder_sql}, {ctes} SELECT * FROM calc"
+        f"CREATE TEMP TABLE {CALC} AS WITH {ladder_sql}, {ctes} "
+        # In member order, so the writers fill the member-led indexes in order.
+        "SELECT * FROM calc ORDER BY member_id"
     )
     write = f"WITH {ladder_sql}, calc AS (SELECT * FROM {CALC}) {_APPLY}"
     with transaction.atomic(), connection.cursor() as cursor:
