@@ -135,3 +135,19 @@ def test_release_pending_everywhere_makes_waited_points_spendable(
     assert release_pending_everywhere() >= 1
 
     assert PointsAccount.objects.get(member=member).pending == 0
+
+
+def test_the_expiring_soon_selector_lists_only_this_shops_members(
+    in_shop, member, other_shop
+):
+    from points.services.ledger import members_with_points_expiring
+
+    soon = timezone.now() + timedelta(days=5)
+    credit(member, 10, soon)
+    credit(member, 5, timezone.now() + timedelta(days=90))
+    with shop_scope(other_shop):
+        credit(MemberFactory(shop=other_shop), 7, soon)
+
+    rows = list(members_with_points_expiring(in_shop, days=30))
+
+    assert rows == [{"member_id": member.pk, "points": 10}]
