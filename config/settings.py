@@ -221,6 +221,10 @@ SPECTACULAR_SETTINGS = {
         "MemberStatusEnum": "members.models.MemberStatus",
         "PurchaseStatusEnum": "members.models.PurchaseStatus",
         "TagSourceEnum": "members.models.TagSource",
+        "EntryKindEnum": "points.models.EntryKind",
+        "EntrySourceEnum": "points.models.EntrySource",
+        "RedemptionKindEnum": "points.models.RedemptionKind",
+        "RedemptionStatusEnum": "points.models.RedemptionStatus",
     },
 }
 API_KEY_CUSTOM_HEADER = None

@@ -12,6 +12,7 @@ from members.api.purchase_serializers import (
     RefundResultSerializer,
     _time,
 )
+from tiers.services.ladder import tier_of
 
 from .serializers import PurchasePointsSerializer, PurchaseTierSerializer
 
@@ -23,10 +24,6 @@ def tier_data(purchase) -> dict | None:
     if change is not None and change.to_tier_id is not None:
         tier, changed = change.to_tier, True
     else:
-        # Imported here: the tiers app is written alongside; a missing
-        # module means no ladder yet.
-        from tiers.services.ladder import tier_of
-
         tier, changed = tier_of(purchase.member), False
     if tier is None:
         return None

@@ -35,6 +35,7 @@ from points.services.bonuses import (
     award_registration_bonus,
     award_signup_bonuses,
 )
+from tiers.services.ladder import tier_of
 
 __all__ = [
     "award_birthday_bonuses",
@@ -85,10 +86,6 @@ def points_for_purchase(purchase, rule, multiplier) -> int:
 
 def tier_multiplier(member) -> Decimal:
     """The member's current tier's multiplier (1 without a tier)."""
-    try:
-        from tiers.services.ladder import tier_of
-    except ImportError:  # the tiers services are not there yet
-        return Decimal(1)
     tier = tier_of(member)
     return tier.points_multiplier if tier is not None else Decimal(1)
 

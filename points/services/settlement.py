@@ -19,8 +19,8 @@ from django.db import transaction
 
 from members.models import PurchaseStatus
 from members.services import purchases
-from points.services.earning import earn_for_purchase
 from points.services.cash import return_order_payment
+from points.services.earning import earn_for_purchase
 from points.services.reversal import reverse_for_refund
 from tiers.models import TierChangeReason
 from tiers.services.evaluation import evaluate_member

@@ -5,6 +5,8 @@ import datetime
 from decimal import Decimal
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -288,18 +290,29 @@ def test_another_shops_members_are_not_listed_or_found_by_code(shop, other_shop)
     assert api.get(f"/api/v1/members/by-code/{theirs.member_code}").status_code == 404
 
 
-def test_the_list_reads_tags_in_a_fixed_number_of_queries(
-    shop, django_assert_max_num_queries
-):
+def test_the_list_reads_tags_in_a_fixed_number_of_queries(shop):
+    # Whatever other apps add to each member (tier, points), a page costs the
+    # same number of queries for one member as for ten.
     with shop_scope(shop):
         tag = Tag.objects.create(shop=shop, name="VIP")
-    for i in range(10):
-        m = member(shop, phone=f"1380013800{i}")
-        with shop_scope(shop):
-            MemberTag.objects.create(shop=shop, member=m, tag=tag)
     api = client_for(shop)
 
-    with django_assert_max_num_queries(6):
-        response = api.get("/api/v1/members")
+    made = []
 
+    def tagged_members(count):
+        for _i in range(count):
+            made.append(1)
+            m = member(shop, phone=f"138001380{len(made):02d}")
+            with shop_scope(shop):
+                MemberTag.objects.create(shop=shop, member=m, tag=tag)
+        api.get("/api/v1/members")  # warm up: the key's last use, caches
+        with CaptureQueriesContext(connection) as queries:
+            response = api.get("/api/v1/members")
+        return len(queries), response
+
+    one, _response = tagged_members(1)
+    ten, response = tagged_members(9)
+
+    assert len(response.json()["results"]) == 10
+    assert ten == one
     assert all(m["tags"] == ["VIP"] for m in response.json()["results"])

@@ -44,7 +44,7 @@ from .figures import (
     period_end_for,
     qualified_tier,
 )
-from .ladder import ladder_of, policy_of, shop_of
+from .ladder import ladder_of, policy_of, remember_tier, shop_of
 
 
 def manual_active(state, today) -> bool:
@@ -83,7 +83,9 @@ WITH pol AS (
 SELECT
     (SELECT json_agg(json_build_object('id', t.id, 'name', t.name,
             'tr', t.name_translations, 'rank', t.rank,
-            'spend', t.min_spend::text, 'orders', t.min_orders) ORDER BY t.rank)
+            'spend', t.min_spend::text, 'orders', t.min_orders,
+            'colour', t.colour, 'mult', t.points_multiplier::text,
+            'discount', t.discount_percent::text) ORDER BY t.rank)
      FROM {Tier._meta.db_table} t WHERE t.shop_id = %(shop)s),
     pol.id, pol.basis, pol."window", pol.window_months, pol.downgrade,
     pol.grace_days,
@@ -141,6 +143,9 @@ def _snapshot(shop, member, today):
             rank=t["rank"],
             min_spend=Decimal(t["spend"]),
             min_orders=t["orders"],
+            colour=t["colour"],
+            points_multiplier=Decimal(t["mult"]),
+            discount_percent=Decimal(t["discount"]),
         )
         tier._state.adding = False
         ladder.append(tier)
@@ -193,9 +198,13 @@ def evaluate_member(
         today = local_today(shop)
         ladder, policy, state, figures = _snapshot(shop, member, today)
         if not ladder:
+            remember_tier(member, None)
             return None
         by_id = {tier.pk: tier for tier in ladder}
         current = by_id[state.tier_id] if state is not None else ladder[0]
+        # What the rest of the settlement (points' multiplier, the response)
+        # reads through `tier_of(member)`, without querying again.
+        remember_tier(member, current)
         active = manual_active(state, today)
         if active and state.manual_mode == ManualMode.FIXED:
             return None
@@ -225,6 +234,7 @@ def evaluate_member(
         full_state = None
         if state is not None:
             full_state = MemberTier.objects.get(shop=shop, pk=state.id)
+        remember_tier(member, target)
         return _write_move(
             shop=shop,
             policy=policy,

@@ -42,8 +42,21 @@ def entry_tier(shop) -> Tier | None:
         return Tier.objects.filter(shop=shop).order_by("rank").first()
 
 
+_REMEMBERED = "_tier_after_evaluation"
+_UNSET = object()
+
+
+def remember_tier(member, tier: Tier | None) -> None:
+    """Keep the tier an evaluation just read or decided on this member object,
+    so `tier_of(member)` in the same settlement needs no query."""
+    setattr(member, _REMEMBERED, tier)
+
+
 def tier_of(member) -> Tier | None:
     """The member's current tier: the entry tier when they never moved."""
+    remembered = getattr(member, _REMEMBERED, _UNSET)
+    if remembered is not _UNSET:
+        return remembered
     shop = shop_of(member)
     with shop_scope(shop):
         state = (
