@@ -343,4 +343,9 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
+    "loggers": {
+        # One line per task run drowns everything else, above all in eager
+        # mode (`make run`), where every commit runs the outbox relay in-process.
+        "celery.app.trace": {"level": env("TASK_LOG_LEVEL", default="WARNING")},
+    },
 }

@@ -38,6 +38,7 @@ from members.services.members import MemberExists, find_or_register_by_phone
 from members.services.privacy import erase_member, export_member_data
 from shops.admin.base import EVERYONE, MANAGERS, ShopScopedAdmin, role_allows
 from shops.admin.tenant_forms import with_request
+from shops.tenancy import shop_scope
 
 from .imports import ExportActionsMixin
 from .member_filters import BirthdayMonthFilter, DayRangeFilter, StoreFilter, TagFilter
@@ -214,6 +215,18 @@ class MemberAdmin(ExportActionsMixin, ShopScopedAdmin):
         member = self.get_object(request, object_id)
         if member is None:
             raise Http404
+        # The member's own shop: the staff's active shop, or for a platform
+        # superuser in the all-shops view, the shop of the member opened. The
+        # page is rendered inside it, since the panels read as they render.
+        with shop_scope(member.shop):
+            response = self._member_page(
+                request, member, object_id, form_url, extra_context
+            )
+            if hasattr(response, "render"):
+                response.render()
+        return response
+
+    def _member_page(self, request, member, object_id, form_url, extra_context):
         extra = {
             "member": member,
             "timeline": MemberChange.objects.filter(member=member)

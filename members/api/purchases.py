@@ -24,6 +24,7 @@ from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from members.filters import IsoDateTimeFilter
 from members.models import Purchase, PurchaseChannel, PurchaseStatus
 from members.selectors.purchases import (
     MAX_ID,
@@ -110,12 +111,12 @@ class PurchaseFilter(filters.FilterSet):
     status = filters.ChoiceFilter(choices=PurchaseStatus.choices)
     channel = filters.ChoiceFilter(choices=PurchaseChannel.choices)
     external_order_id = filters.CharFilter(max_length=64)
-    occurred_from = filters.IsoDateTimeFilter(
+    occurred_from = IsoDateTimeFilter(
         field_name="occurred_at",
         lookup_expr="gte",
         help_text=_("Purchases at or after this time (ISO 8601)."),
     )
-    occurred_to = filters.IsoDateTimeFilter(
+    occurred_to = IsoDateTimeFilter(
         field_name="occurred_at",
         lookup_expr="lt",
         help_text=_("Purchases before this time (ISO 8601)."),

@@ -15,7 +15,7 @@ from members.models import CustomField, Member, MemberChange, MemberTag, Tag
 from members.services.members import register_member
 from shops.models import Role
 from shops.tenancy import shop_scope
-from tests.factories import MembershipFactory
+from tests.factories import MembershipFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -158,6 +158,19 @@ def test_the_member_page_shows_timeline_consent_and_panels(login, shop):
     assert 'data-testid="timeline"' in body
     assert "Joined" in body
     assert 'data-testid="consent-history"' in body
+    assert 'data-panel="tags"' in body
+
+
+def test_a_superuser_opens_a_member_page_in_the_all_shops_view(client, shop):
+    m = member(shop, phone="13800138000", name="Li Wei")
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    client.post(reverse("switch_shop"), {"shop": "all"})
+
+    response = client.get(page(m.pk))
+
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert "Joined" in body
     assert 'data-panel="tags"' in body
 
 

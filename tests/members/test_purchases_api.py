@@ -332,3 +332,13 @@ def test_webhook_events_are_emitted_once(api, shop, member):
         topics = sorted(OutboxEvent.objects.values_list("topic", flat=True))
         assert PurchaseLine.objects.count() == 0
     assert topics == ["purchase.completed", "purchase.refunded"]
+
+
+@pytest.mark.parametrize(
+    "params", [{"occurred_from": "2026-01-01T00:00:00+22:13"}, {"occurred_to": "x"}]
+)
+def test_a_time_filter_postgresql_cannot_read_is_a_400(api, params):
+    response = api.get("/api/v1/purchases", params)
+
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"]
