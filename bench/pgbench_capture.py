@@ -25,7 +25,7 @@ from harness import libpq_env
 @dataclass
 class Statement:
     sql: str
-    params: tuple
+    params: tuple | dict
     in_transaction: bool
     returned: list[tuple] | None = None
     columns: list[str] = field(default_factory=list)
@@ -46,7 +46,8 @@ def capture():
     def wrapper(execute, sql, params, many, context):
         inside = context["connection"].in_atomic_block
         result = execute(sql, params, many, context)
-        statement = Statement(sql, tuple(params or ()), inside)
+        kept = dict(params) if isinstance(params, dict) else tuple(params or ())
+        statement = Statement(sql, kept, inside)
         raw = context["cursor"].cursor
         if not many and "RETURNING" in sql.upper() and raw.description:
             # Peek at the returned rows without taking them from Django.
@@ -90,7 +91,7 @@ def separate_id_ranges() -> None:
             )
 
 
-def _literal(sql: str, params: tuple) -> str:
+def _literal(sql: str, params) -> str:
     return connection.ops.compose_sql(sql, params)
 
 
@@ -120,20 +121,25 @@ def to_pgbench(
             lines.append("BEGIN;")
             in_tx = True
         sentinels: dict[str, str] = {}
-        params = []
-        for value in item.params:
+
+        def substituted(value, sentinels=sentinels):
             expr = None
             if isinstance(value, int) and not isinstance(value, bool):
                 expr = returned.get(value)
             if expr is None and _hashable(value) and value in variables:
                 expr = variables[value]
             if expr is None:
-                params.append(value)
-            else:
-                sentinel = f"PGBVAR{len(sentinels)}X"
-                sentinels[sentinel] = expr
-                params.append(sentinel)
-        text = _literal(item.sql, tuple(params))
+                return value
+            sentinel = f"PGBVAR{len(sentinels)}X"
+            sentinels[sentinel] = expr
+            return sentinel
+
+        # Named parameters (`%(shop)s`, as in the tier snapshot) or positional.
+        if isinstance(item.params, dict):
+            params = {key: substituted(v) for key, v in item.params.items()}
+        else:
+            params = tuple(substituted(value) for value in item.params)
+        text = _literal(item.sql, params)
         for sentinel, expr in sentinels.items():
             text = re.sub(rf"'{sentinel}'(::\w+)?", expr, text)
         text = " ".join(text.split())
