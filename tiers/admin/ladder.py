@@ -25,6 +25,7 @@ from members.models import Member
 from shops.admin.base import MANAGERS, OWNERS, ShopScopedAdmin, role_allows
 from tiers.models import MemberTier, Tier, TierChangeReason, TierPolicy
 from tiers.services import ladder as ladders
+from tiers.services.recalculation import start_recalculation
 
 from .rules import RuleChangeAdminMixin, RuleChangeForm
 
@@ -250,8 +251,6 @@ class TierAdmin(RuleChangeAdminMixin, ShopScopedAdmin):
                     "title": gettext("Recalculate every member's tier now?"),
                 },
             )
-        from tiers.services.recalculation import start_recalculation
-
         recalculation = start_recalculation(
             shop=request.shop,
             reason=TierChangeReason.RECALCULATION,

@@ -29,6 +29,8 @@ from shops.tenancy import current_shop_or_none
 from tiers.models import ManualMode, MemberTier, Tier, TierChange
 from tiers.registrations import members_in_tier
 from tiers.services import ladder as ladders
+from tiers.services.manual import clear_manual_tier, set_manual_tier
+from tiers.services.progress import tier_progress
 
 HISTORY_LENGTH = 10
 
@@ -129,8 +131,6 @@ def tier_panel_context(request, member) -> dict:
 
 
 def _progress(member):
-    from tiers.services.progress import tier_progress
-
     return tier_progress(member)
 
 
@@ -152,15 +152,11 @@ def manual_tier_view(model_admin, request, member_id):
         request.POST if request.method == "POST" else None, shop=request.shop
     )
     if request.method == "POST" and request.POST.get("action") == "clear":
-        from tiers.services.manual import clear_manual_tier
-
         clear_manual_tier(member=member, acting_user=request.user)
         messages.success(request, gettext("The manual tier has ended."))
         return back
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        from tiers.services.manual import set_manual_tier
-
         try:
             set_manual_tier(
                 member=member,

@@ -18,6 +18,9 @@ from django.urls import reverse
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from tiers.services.ladder import validate_ladder
+from tiers.services.recalculation import apply_rule_change, preview_rule_change
+
 MODE_FIELD = "_apply_mode"
 MODE_NEXT_PURCHASE = "next_purchase"
 MODE_NOW = "now"
@@ -44,8 +47,6 @@ class RuleChangeForm:
         super()._post_clean()
         if self.errors:
             return
-        from tiers.services.ladder import validate_ladder
-
         tiers, policy = self.proposal()
         try:
             validate_ladder(shop=self.request.shop, tiers=tiers, policy=policy)
@@ -86,8 +87,6 @@ class RuleChangeAdminMixin:
         return super().changeform_view(request, object_id, form_url, extra_context)
 
     def confirmation(self, request, form, obj):
-        from tiers.services.recalculation import preview_rule_change
-
         tiers, policy = form.proposal()
         preview = preview_rule_change(shop=request.shop, tiers=tiers, policy=policy)
         carried = [
@@ -135,8 +134,6 @@ class RuleChangeAdminMixin:
         return mode if mode in MODES else MODE_NEXT_PURCHASE
 
     def save_through_service(self, request, form) -> None:
-        from tiers.services.recalculation import apply_rule_change
-
         tiers, policy = form.proposal()
         try:
             recalculation = apply_rule_change(

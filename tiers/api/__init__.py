@@ -23,6 +23,7 @@ from shops.api.pagination import IdCursorPagination
 from shops.api.urls import ApiRouter
 from shops.api.views import ShopScopedAPIView, ShopScopedViewSet
 from tiers.models import Tier, TierChange
+from tiers.services.ladder import entry_tier, ladder_of, policy_of
 
 from .sections import prefetch_member_tiers
 from .serializers import (
@@ -43,8 +44,6 @@ class LadderView(ShopScopedAPIView):
         responses=LadderSerializer,
     )
     def get(self, request):
-        from tiers.services.ladder import entry_tier, ladder_of, policy_of
-
         shop = self.shop
         entry = entry_tier(shop)
         context = {
