@@ -48,8 +48,19 @@ def fetch_one(model, where: str, params: list):
     with connection.cursor() as cursor:
         cursor.execute(f"{select_from(model)} WHERE {where} LIMIT 1", params)
         row = cursor.fetchone()
-    if row is None:
-        return None
+    return None if row is None else from_row(model, row)
+
+
+def columns_of(model, alias: str) -> str:
+    """Every concrete column of `model` as `alias."column"`, in field order:
+    the select list whose rows `from_row(model, ...)` turns into instances."""
+    quote = connection.ops.quote_name
+    return ", ".join(f"{alias}.{quote(f.column)}" for f in model._meta.concrete_fields)
+
+
+def from_row(model, row):
+    """A model instance from a row of its concrete columns (in field order),
+    through the ORM's converters, as a queryset would build it."""
     converters = _converters(model)
     if converters:
         row = list(row)
