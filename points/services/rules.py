@@ -12,9 +12,11 @@ import calendar
 import time
 from datetime import datetime, timedelta
 
+from django.db import connection
 from django.utils import timezone
 
 from points.models import EarningRule, ExpiryMode, PointsPolicy
+from shops import rawsql
 
 CACHE_SECONDS = 5.0
 _ATTR = "_points_rules_cache"
@@ -35,11 +37,61 @@ def forget_cached(shop) -> None:
     shop.__dict__.pop(_ATTR, None)
 
 
+# The policy, the active rules and each rule's excluded stores in ONE
+# statement (read on every completed purchase): one row per active rule, or
+# one row of NULL rule columns. Raw SQL: both tables filtered by the shop.
+# Names from the models' metadata only; values are always parameters.
+_RULES_SQL = (
+    f"SELECT {rawsql.columns_of(PointsPolicy, 'p')}, "  # noqa: S608
+    f"{rawsql.columns_of(EarningRule, 'r')}, "
+    "ARRAY(SELECT x.store_id FROM {through} x WHERE x.earningrule_id = r.id) "
+    "FROM (SELECT 1) AS one "
+    "LEFT JOIN LATERAL (SELECT * FROM {policies} WHERE shop_id = %s "
+    "ORDER BY id LIMIT 1) AS p ON TRUE "
+    "LEFT JOIN {rules} r ON r.shop_id = %s AND r.is_active "
+    "ORDER BY r.kind"
+)
+
+
 def _cached(shop, cached: bool):
     now = time.monotonic()
     entry = shop.__dict__.get(_ATTR) if cached else None
     if entry is not None and now - entry[0] < CACHE_SECONDS:
         return entry[1]
+    read = _read if connection.vendor == "postgresql" else _read_portably
+    value = read(shop)
+    shop.__dict__[_ATTR] = (now, value)
+    return value
+
+
+def _read(shop):
+    sql = _RULES_SQL.format(
+        through=EarningRule.excluded_stores.through._meta.db_table,
+        policies=PointsPolicy._meta.db_table,
+        rules=EarningRule._meta.db_table,
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [shop.pk, shop.pk])
+        rows = cursor.fetchall()
+    width = len(PointsPolicy._meta.concrete_fields)
+    first = rows[0]
+    if first[0] is None:
+        policy = PointsPolicy(shop=shop)
+    else:
+        policy = rawsql.from_row(PointsPolicy, first[:width])
+    rules = {}
+    for row in rows:
+        if row[width] is None:
+            continue
+        rule = rawsql.from_row(EarningRule, row[width:-1])
+        rule.excluded_store_ids = frozenset(row[-1])
+        rule.excluded_sku_set = excluded_skus(rule)
+        rules[rule.kind] = rule
+    return policy, rules
+
+
+def _read_portably(shop):
+    """The same as `_read` through the ORM (SQLite: no LATERAL, no ARRAY)."""
     policy = PointsPolicy.objects.unscoped().filter(shop_id=shop.pk).first()
     if policy is None:
         policy = PointsPolicy(shop=shop)
@@ -49,21 +101,15 @@ def _cached(shop, cached: bool):
             shop_id=shop.pk, is_active=True
         )
     }
-    stores: dict[int, set[int]] = {rule.pk: set() for rule in rules.values()}
-    if stores:
-        # The auto-created through table (not tenant-scoped): the rules' ids
-        # were read for this shop above.
-        through = EarningRule.excluded_stores.through
-        for rule_id, store_id in through.objects.filter(
-            earningrule_id__in=list(stores)
-        ).values_list("earningrule_id", "store_id"):
-            stores[rule_id].add(store_id)
+    through = EarningRule.excluded_stores.through
+    stores = through.objects.filter(earningrule__in=[r.pk for r in rules.values()])
+    excluded: dict[int, set[int]] = {rule.pk: set() for rule in rules.values()}
+    for rule_id, store_id in stores.values_list("earningrule_id", "store_id"):
+        excluded[rule_id].add(store_id)
     for rule in rules.values():
-        rule.excluded_store_ids = frozenset(stores[rule.pk])
+        rule.excluded_store_ids = frozenset(excluded[rule.pk])
         rule.excluded_sku_set = excluded_skus(rule)
-    value = (policy, rules)
-    shop.__dict__[_ATTR] = (now, value)
-    return value
+    return policy, rules
 
 
 def excluded_skus(rule: EarningRule) -> frozenset[str]:
