@@ -53,7 +53,8 @@ class SettledPurchaseViewSet(PurchaseViewSet):
         if not member._state.fields_cache.get("shop"):
             member.shop = self.shop  # the key's shop: no query for it
         body["member"]["tier"] = tier_data(purchase)
-        points = balance_data(account_of(purchase.member_id))
+        account = getattr(purchase, "points_account", None)
+        points = balance_data(account or account_of(purchase.member_id))
         points["entry"] = entry_data(getattr(purchase, "points_entry", None))
         body["member"]["points"] = points
         return body

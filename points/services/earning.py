@@ -147,7 +147,12 @@ def earn_for_purchase(*, purchase, acting_user=None, actor_label=""):
                 entry = _credit_purchase(
                     purchase, member, points, rule, policy, acting_user, actor_label
                 )
+                if not getattr(entry, "replayed", False):
+                    # The account as this credit left it: the API answers
+                    # with it instead of reading the row again.
+                    purchase.points_account = entry.account
         if member.referred_by_id is not None and member.order_count <= 1:
+            purchase.points_account = None  # the bonus changed it again
             award_referral_bonus(
                 purchase=purchase, acting_user=acting_user, actor_label=actor_label
             )

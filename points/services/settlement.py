@@ -27,14 +27,19 @@ from tiers.services.evaluation import evaluate_member
 
 
 def record_purchase(*, acting_user=None, actor_label: str = "", **kwargs):
-    with transaction.atomic():
-        purchase = purchases.record_purchase(
-            acting_user=acting_user, actor_label=actor_label, **kwargs
-        )
+    def settle(purchase):
         purchase.tier_change = purchase.points_entry = None
-        if not purchase.replayed and purchase.status == PurchaseStatus.COMPLETED:
+        if purchase.status == PurchaseStatus.COMPLETED:
             _settle_completed(purchase, acting_user, actor_label)
-        return purchase
+
+    # Settled inside the recording's own transaction (no savepoint on the
+    # POS's hot path); a replayed order number is not settled again.
+    purchase = purchases.record_purchase(
+        acting_user=acting_user, actor_label=actor_label, then=settle, **kwargs
+    )
+    if purchase.replayed:
+        purchase.tier_change = purchase.points_entry = None
+    return purchase
 
 
 def complete_purchase(*, purchase, acting_user=None, actor_label: str = ""):

@@ -51,12 +51,17 @@ def record_purchase(
     note: str = "",
     acting_user=None,
     actor_label: str = "",
+    then=None,
 ) -> Purchase:
     """Record a purchase, pending or completed at once (see the module docstring).
 
     A repeated `external_order_id` with the same content returns the first
     purchase (with `replayed = True`); with different content it is refused
     (`OrderExists`). Nothing is written when anything is refused.
+
+    `then(purchase)`, if given, runs inside the same transaction right after a
+    new purchase is written (not on a replay): how the settlement adds the
+    tier and points without a savepoint of its own.
     """
     if member.shop_id != shop.pk:
         raise MemberNotFound()
@@ -131,6 +136,8 @@ def record_purchase(
         inserted = rawsql.insert(purchase, unless_exists=ORDER_NUMBER)
         if inserted:
             _write_rest(purchase, line_rows, complete)
+            if then is not None:
+                then(purchase)
     if not inserted:
         # Outside the block, which wrote nothing: a refusal leaves a caller's
         # transaction usable.
