@@ -6,12 +6,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django.db import connection
 from django.db.models import OuterRef, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.http import Http404
 from django.utils import timezone
 
 from members.models import Member
+from members.selectors.purchases import MAX_ID
 from points.models import PointsAccount, PointsLot
 
 EXPIRING_DAYS = 30
@@ -80,6 +82,63 @@ def with_expiring_soon(accounts, *, now=None):
         .values("total")
     )
     return accounts.annotate(expiring_soon=Coalesce(Subquery(lots), 0))
+
+
+# `GET /members/{id}/points` in ONE statement (a POS reads it at every
+# sale): the member (a 404 when not this shop's), the account row if any, and
+# the open lots expiring in the window, on the open lots' index. Raw SQL:
+# every table is filtered by the shop.
+_POINTS_SQL = """
+SELECT a.balance, a.pending, a.lifetime_earned, a.redeemed, a.expired,
+       soon.moments, soon.points
+  FROM members_member m
+  LEFT JOIN points_pointsaccount a ON a.shop_id = m.shop_id AND a.member_id = m.id
+  LEFT JOIN LATERAL (
+       SELECT array_agg(l.expires_at ORDER BY l.expires_at, l.id) AS moments,
+              array_agg(l.remaining ORDER BY l.expires_at, l.id) AS points
+         FROM points_pointslot l
+        WHERE l.shop_id = m.shop_id AND l.account_id = a.id
+          AND l.remaining > 0 AND l.expires_at > %s AND l.expires_at <= %s
+  ) AS soon ON TRUE
+ WHERE m.shop_id = %s AND m.id = %s
+"""
+
+
+def points_data(shop, member_id) -> dict:
+    """What `GET /members/{id}/points` shows (as `account_data`), read in one
+    statement; Http404 when no member of `shop` has this id."""
+    from points.services import ledger
+
+    if connection.vendor != "postgresql":
+        member, account = account_and_member(member_id)
+        member.shop = shop
+        return account_data(member, account)
+    if not 0 < member_id <= MAX_ID:  # beyond bigint: nobody's id
+        raise Http404
+    start, end = expiring_window()
+    with connection.cursor() as cursor:
+        cursor.execute(_POINTS_SQL, [start, end, shop.pk, member_id])
+        row = cursor.fetchone()
+    if row is None:
+        raise Http404
+    balance, pending, earned, redeemed, expired, moments, points = row
+    if balance is None:  # no account yet
+        balance = pending = earned = redeemed = expired = 0
+    lots = zip(moments or (), points or (), strict=True)
+    expiring = [
+        {"date": day.isoformat(), "points": total}
+        for day, total in ledger.by_last_day(lots, shop.zone)
+    ]
+    return {
+        "balance": balance,
+        "pending": pending,
+        "spendable": max(balance - pending, 0),
+        "expiring_soon": sum(item["points"] for item in expiring),
+        "lifetime_earned": earned,
+        "redeemed": redeemed,
+        "expired": expired,
+        "expiring": expiring,
+    }
 
 
 def account_data(member, account: PointsAccount | None) -> dict:

@@ -32,6 +32,7 @@ from .debit import _open_lots, _spending_order, adjust, debit, takeable
 from .entries import TOPICS, _emit, entry_payload
 from .errors import IdempotencyConflict, InsufficientPoints, PointsError
 from .expiring import (
+    by_last_day,
     expiring_soon,
     expiring_soon_total,
     members_with_points_expiring,
@@ -52,6 +53,7 @@ __all__ = [
     "_spending_order",
     "account_for",
     "adjust",
+    "by_last_day",
     "credit",
     "debit",
     "entry_payload",

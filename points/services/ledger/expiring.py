@@ -30,6 +30,12 @@ def expiring_soon(member, *, days: int = 30, now=None) -> list[tuple[date, int]]
         )
         .values_list("expires_at", "remaining")
     )
+    return by_last_day(lots, zone)
+
+
+def by_last_day(lots, zone) -> list[tuple[date, int]]:
+    """[(last day to spend, points)] of (expires_at, remaining) pairs, by day
+    in `zone`, soonest first."""
     by_day: dict[date, int] = defaultdict(int)
     for expires_at, remaining in lots:
         # Expiry at midnight: the day before is the last day to spend them.
