@@ -48,6 +48,26 @@ def test_due_lots_expire_as_one_entry_per_account(in_shop, member, assert_ledger
     assert_ledger_ok()
 
 
+@pytest.mark.parametrize("chunk", [1, 2, 50_000])
+def test_chunks_of_accounts_expire_the_same_as_one(
+    in_shop, assert_ledger_ok, chunk
+):
+    now = timezone.now()
+    members = [MemberFactory(shop=in_shop) for _ in range(5)]
+    for points, member in enumerate(members, start=1):
+        credit(member, points, now - timedelta(days=1))
+        credit(member, 100, now + timedelta(days=1))
+
+    assert expire_due_lots(shop=in_shop, now=now, chunk=chunk) == 1 + 2 + 3 + 4 + 5
+
+    balances = dict(PointsAccount.objects.values_list("member_id", "balance"))
+    assert balances == {member.pk: 100 for member in members}
+    assert PointsEntry.objects.filter(kind=EntryKind.EXPIRE).count() == 5
+    assert OutboxEvent.objects.filter(topic="points.expired").count() == 5
+    assert expire_due_lots(shop=in_shop, now=now, chunk=chunk) == 0
+    assert_ledger_ok()
+
+
 def test_a_second_run_expires_nothing_more(in_shop, member, assert_ledger_ok):
     now = timezone.now()
     credit(member, 10, now - timedelta(days=1))
