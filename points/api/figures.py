@@ -109,12 +109,12 @@ def points_data(shop, member_id) -> dict:
     statement; Http404 when no member of `shop` has this id."""
     from points.services import ledger
 
+    if not 0 < member_id <= MAX_ID:  # beyond bigint: nobody's id
+        raise Http404
     if connection.vendor != "postgresql":
         member, account = account_and_member(member_id)
         member.shop = shop
         return account_data(member, account)
-    if not 0 < member_id <= MAX_ID:  # beyond bigint: nobody's id
-        raise Http404
     start, end = expiring_window()
     with connection.cursor() as cursor:
         cursor.execute(_POINTS_SQL, [start, end, shop.pk, member_id])
