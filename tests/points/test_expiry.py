@@ -49,9 +49,7 @@ def test_due_lots_expire_as_one_entry_per_account(in_shop, member, assert_ledger
 
 
 @pytest.mark.parametrize("chunk", [1, 2, 50_000])
-def test_chunks_of_accounts_expire_the_same_as_one(
-    in_shop, assert_ledger_ok, chunk
-):
+def test_chunks_of_accounts_expire_the_same_as_one(in_shop, assert_ledger_ok, chunk):
     now = timezone.now()
     members = [MemberFactory(shop=in_shop) for _ in range(5)]
     for points, member in enumerate(members, start=1):
