@@ -11,6 +11,7 @@ spreadsheet shows them (the header is row 1).
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import datetime
 import io
@@ -160,7 +161,10 @@ def iter_rows(
                 yield number, row
     finally:
         # The caller owns the binary file; do not let the wrapper close it.
-        text.detach()
+        # A reader abandoned half way may be collected after the caller
+        # closed that file: then there is nothing left to detach from.
+        with contextlib.suppress(ValueError):
+            text.detach()
 
 
 def _xlsx_rows(fileobj: IO[bytes]) -> Iterator[tuple[int, list[Any]]]:
