@@ -24,12 +24,13 @@ The statements of a completed `record_purchase` (the API's hot path):
 Locks: a status change locks the purchase row (`select_for_update`), and then
 the member row by its UPDATE: always purchase first, then member.
 
-Transactions: a caller may wrap any of these with more work (the coming
-`settle_purchase`: tier, points) in ONE transaction. `record_purchase` runs
-in `atomic(savepoint=False)`, so the hot path pays no savepoint round trip
-when wrapped: everything it refuses is refused before its block starts or
-after it ends (a known order number inserts nothing, and is compared with the
-first purchase outside the block). complete / refund / cancel
+Transactions: a caller may wrap any of these with more work in ONE
+transaction. `record_purchase` runs in `atomic(savepoint=False)`, so the hot
+path pays no savepoint round trip when wrapped: everything it refuses is
+refused before its block starts or after it ends (a known order number
+inserts nothing, and is compared with the first purchase outside the block).
+Its `then=` callable runs inside that block after a new purchase is written:
+how `points.services.settlement` adds the tier and the points. complete / refund / cancel
 check the state under the row lock, so they use a savepoint when wrapped: a
 refusal leaves the caller's transaction usable.
 """
