@@ -30,9 +30,9 @@ path pays no savepoint round trip when wrapped: everything it refuses is
 refused before its block starts or after it ends (a known order number
 inserts nothing, and is compared with the first purchase outside the block).
 Its `then=` callable runs inside that block after a new purchase is written:
-how `points.services.settlement` adds the tier and the points. complete / refund / cancel
-check the state under the row lock, so they use a savepoint when wrapped: a
-refusal leaves the caller's transaction usable.
+how `points.services.settlement` adds the tier and the points.
+complete / refund / cancel check the state under the row lock, so they use a
+savepoint when wrapped: a refusal leaves the caller's transaction usable.
 """
 
 from .checks import (
