@@ -108,10 +108,22 @@ def insert(instance, *, unless_exists: tuple[str, ...] = ()) -> bool:
         )
         cached = _INSERTS[key] = (sql, fields)
     sql, fields = cached
-    params = [
+    return run_insert(instance, sql, insert_params(instance, fields))
+
+
+def insert_params(instance, fields) -> list:
+    """The values of `fields` of a new `instance` as `save()` would write them
+    (defaults and `auto_now_add` applied), ready to be query parameters."""
+    return [
         f.get_db_prep_save(f.pre_save(instance, True), connection=connection)
         for f in fields
     ]
+
+
+def run_insert(instance, sql: str, params: list) -> bool:
+    """Run `sql`, an INSERT of `instance` ending in `RETURNING <its id>`, and
+    mark the instance saved with that id; False when no row came back (an
+    `ON CONFLICT ... DO NOTHING` that wrote nothing)."""
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()

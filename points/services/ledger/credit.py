@@ -176,15 +176,8 @@ _CREDIT_SQL = (  # noqa: S608
 def _write_credit(account, entry, lot, shop) -> bool:
     conflict = _ON_KEY_CONFLICT if entry.idempotency_key else ""
     sql = _CREDIT_SQL.format(entry=_ENTRY_SQL.format(conflict=conflict))
-    params = [
-        f.get_db_prep_save(f.pre_save(entry, True), connection=connection)
-        for f in _ENTRY_FIELDS
-    ]
-    params += [
-        f.get_db_prep_save(f.pre_save(lot, True), connection=connection)
-        for f in _LOT_FIELDS
-        if f.name != "entry"
-    ]
+    params = rawsql.insert_params(entry, _ENTRY_FIELDS)
+    params += rawsql.insert_params(lot, [f for f in _LOT_FIELDS if f.name != "entry"])
     payload = entry_payload(entry, account=account, member=account.member)
     params += [
         account.balance,
@@ -198,14 +191,8 @@ def _write_credit(account, entry, lot, shop) -> bool:
         json.dumps(payload, cls=DjangoJSONEncoder),
         entry.created_at,
     ]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
-    if row is None:
+    if not rawsql.run_insert(entry, sql, params):
         return False
-    entry.pk = row[0]
-    entry._state.adding = False
-    entry._state.db = connection.alias
     # The outbox row was written above: hand it over after the commit, as
     # emit_event does.
     transaction.on_commit(request_relay, robust=True)

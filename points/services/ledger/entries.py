@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError
-from django.db import connection
 from django.utils.translation import gettext_lazy as _
 
 from points import events
@@ -12,6 +11,7 @@ from points.models import (
     PointsAccount,
     PointsEntry,
 )
+from shops import rawsql
 from shops.services.events import emit_event
 
 from .errors import IdempotencyConflict
@@ -43,19 +43,7 @@ _ON_KEY_CONFLICT = (
 def _insert_entry(entry: PointsEntry) -> bool:
     """INSERT the entry; False (nothing written) when its key is taken."""
     sql = _ENTRY_SQL.format(conflict=_ON_KEY_CONFLICT if entry.idempotency_key else "")
-    params = [
-        f.get_db_prep_save(f.pre_save(entry, True), connection=connection)
-        for f in _ENTRY_FIELDS
-    ]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
-    if row is None:
-        return False
-    entry.pk = row[0]
-    entry._state.adding = False
-    entry._state.db = connection.alias
-    return True
+    return rawsql.run_insert(entry, sql, rawsql.insert_params(entry, _ENTRY_FIELDS))
 
 
 def _replay(*, shop_id, key, account, points, kind) -> PointsEntry:
