@@ -151,3 +151,39 @@ def test_expiry_and_a_fitting_debit_at_once_stay_consistent(shop, assert_ledger_
     with shop_scope(shop):
         assert PointsAccount.objects.get(member=member).balance == 20
         assert_ledger_ok()
+
+
+def test_chunks_on_two_connections_expire_each_due_lot_once(
+    shop, assert_ledger_ok, monkeypatch
+):
+    from points.services import expiry
+
+    now = timezone.now()
+    members = [MemberFactory(shop=shop) for _ in range(6)]
+    with shop_scope(shop):
+        for points, member in enumerate(members, start=1):
+            ledger.credit(
+                member=member, points=points, expires_at=now - timedelta(1), **EARN
+            )
+            ledger.credit(member=member, points=100, expires_at=None, **EARN)
+    threads = []
+    chunk = expiry._expire_chunk
+    monkeypatch.setattr(
+        expiry,
+        "_expire_chunk",
+        lambda params: threads.append(threading.get_ident()) or chunk(params),
+    )
+
+    expired = expire_due_lots(shop=shop, now=now, chunk=1, workers=2)
+
+    assert expired == 1 + 2 + 3 + 4 + 5 + 6
+    # Six chunks, each in a worker thread (a connection of its own), two at most.
+    assert len(threads) == 6
+    assert threading.get_ident() not in threads
+    assert len(set(threads)) <= 2
+    assert expire_due_lots(shop=shop, now=now, chunk=1, workers=2) == 0
+    with shop_scope(shop):
+        balances = dict(PointsAccount.objects.values_list("member_id", "balance"))
+        assert balances == {member.pk: 100 for member in members}
+        assert PointsEntry.objects.filter(kind=EntryKind.EXPIRE).count() == 6
+        assert_ledger_ok()
