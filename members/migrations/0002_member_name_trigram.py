@@ -11,6 +11,8 @@ it scans, which is fine at its size.
 
 from django.db import migrations
 
+from shops.migration_operations import on_postgresql_only
+
 CREATE = [
     "CREATE EXTENSION IF NOT EXISTS pg_trgm",
     "CREATE EXTENSION IF NOT EXISTS btree_gin",
@@ -20,17 +22,7 @@ CREATE = [
 DROP = ["DROP INDEX IF EXISTS members_name_trgm_idx"]
 
 
-def _run(statements):
-    def run(apps, schema_editor):
-        if schema_editor.connection.vendor != "postgresql":
-            return
-        for statement in statements:
-            schema_editor.execute(statement)
-
-    return run
-
-
 class Migration(migrations.Migration):
     dependencies = [("members", "0001_initial")]
 
-    operations = [migrations.RunPython(_run(CREATE), _run(DROP), elidable=False)]
+    operations = [on_postgresql_only(CREATE, DROP)]

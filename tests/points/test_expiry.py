@@ -169,3 +169,14 @@ def test_the_expiring_soon_selector_lists_only_this_shops_members(
     rows = list(members_with_points_expiring(in_shop, days=30))
 
     assert rows == [{"member_id": member.pk, "points": 10}]
+
+
+@pytest.mark.postgres
+def test_accounts_keep_room_on_each_page_for_their_next_balance():
+    # Expiry, earning and redemption rewrite account rows: with room on the
+    # page the new version goes beside the old one, touching no index (HOT).
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT reloptions FROM pg_class WHERE relname = 'points_pointsaccount'"
+        )
+        assert "fillfactor=80" in cursor.fetchone()[0]
