@@ -93,3 +93,39 @@ def test_a_recalculation_racing_purchases_writes_one_move_per_member(shop):
                 )
             ) == ["Senior"]
     assert recalculate_shop(shop=shop) == (0, 0)
+
+
+def test_a_recalculation_by_a_task_writes_its_movers_in_parts_at_once(
+    shop, monkeypatch
+):
+    from tiers.services import sql
+
+    make_ladder(shop)
+    members = [MemberFactory(shop=shop) for _ in range(9)]
+    for number, member in enumerate(members):
+        PurchaseFactory(member=member, amount=Decimal("6000" if number % 3 else "1200"))
+    threads = []
+    write_part = sql._write_part
+    monkeypatch.setattr(
+        sql,
+        "_write_part",
+        lambda *args: threads.append(threading.get_ident()) or write_part(*args),
+    )
+
+    # Outside a transaction, as the task calls it.
+    assert recalculate_shop(shop=shop) == (9, 0)
+
+    # Two parts, each in a worker thread with a connection of its own.
+    assert len(threads) == 2
+    assert threading.get_ident() not in threads
+    with shop_scope(shop):
+        assert [tier_of(m).name for m in members] == ["Senior", "VIP", "VIP"] * 3
+        assert TierChange.objects.count() == 9
+    # The movers' table shared by the parts is gone.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_class WHERE relname LIKE 'tiers_recalc%'"
+        )
+        assert cursor.fetchone()[0] == 0
+    assert recalculate_shop(shop=shop) == (0, 0)
+    assert threads[2:] == []
