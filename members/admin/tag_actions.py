@@ -3,7 +3,8 @@
 `TAG_ACTIONS` is included in the member admin's actions. Each shows a page to
 choose the tag(s), then runs on the selected rows or, with "select all", on
 every member matching the list's filters (Django passes that queryset), as a
-few set-based statements. Managers and owners only.
+few set-based statements; from `BACKGROUND_FROM` members, by a worker (a
+`TagJob`, listed under "Tagging jobs"). Managers and owners only.
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import ValidationError
 from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.html import format_html
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 from unfold.widgets import UnfoldAdminSelectWidget
 
-from members.models import Tag
+from members.models import Tag, TagJobAction
 from members.services import tags as services
 from shops.admin.base import MANAGERS, role_allows
 
@@ -53,14 +56,22 @@ class MoveTagForm(TagChoiceForm):
         return data
 
 
-def _run(modeladmin, request, queryset, *, form_class, title, intro, perform):
+def _run(
+    modeladmin, request, queryset, *, form_class, title, intro, perform, job_action
+):
     if request.shop is None or not role_allows(request, MANAGERS):
         messages.error(request, gettext("Only managers and owners can tag members."))
         return None
     form = form_class(request.POST if "apply" in request.POST else None)
     if "apply" in request.POST and form.is_valid():
-        message = perform(request, queryset, form.cleaned_data)
-        messages.success(request, message)
+        count = queryset.count()
+        if count >= services.BACKGROUND_FROM:
+            messages.success(
+                request,
+                _in_background(request, queryset, count, job_action, form.cleaned_data),
+            )
+        else:
+            messages.success(request, perform(request, queryset, form.cleaned_data))
         return None  # back to the list, with its filters
     return TemplateResponse(
         request,
@@ -77,6 +88,33 @@ def _run(modeladmin, request, queryset, *, form_class, title, intro, perform):
             "selected": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
             "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
         },
+    )
+
+
+def _in_background(request, members, count: int, action: str, data: dict):
+    """Queue a tagging job for a long list; the message links to it."""
+    if action == TagJobAction.MOVE:
+        tags = {"tag": data["to_tag"], "from_tag": data["from_tag"]}
+    else:
+        tags = {"tag": data["tag"]}
+    job = services.queue_tag_job(
+        shop=request.shop,
+        action=action,
+        members=members,
+        count=count,
+        acting_user=request.user,
+        **tags,
+    )
+    return format_html(
+        '{} <a href="{}">{}</a>',
+        ngettext(
+            "%(count)d member is being tagged in the background.",
+            "%(count)d members are being tagged in the background.",
+            count,
+        )
+        % {"count": count},
+        reverse("admin:members_tagjob_change", args=[job.pk]),
+        gettext("See how it goes"),
     )
 
 
@@ -103,6 +141,7 @@ def add_tag_to_members(modeladmin, request, queryset):
         title=gettext("Add a tag"),
         intro=gettext("Give the chosen members this tag."),
         perform=perform,
+        job_action=TagJobAction.ADD,
     )
 
 
@@ -132,6 +171,7 @@ def remove_tag_from_members(modeladmin, request, queryset):
             "comes back while the member still meets them."
         ),
         perform=perform,
+        job_action=TagJobAction.REMOVE,
     )
 
 
@@ -161,6 +201,7 @@ def move_members_between_tags(modeladmin, request, queryset):
             "Chosen members who have the first tag lose it and get the second."
         ),
         perform=perform,
+        job_action=TagJobAction.MOVE,
     )
 
 

@@ -27,7 +27,7 @@ from django.utils.translation import gettext_lazy as _
 from unfold.decorators import action, display
 from unfold.widgets import UnfoldAdminColorInputWidget
 
-from members.models import CustomField, Member, MemberSource, Tag, TagRule
+from members.models import CustomField, Member, MemberSource, Tag, TagJob, TagRule
 from members.selectors import tags as selectors
 from members.services import tags as services
 from shops.admin.base import (
@@ -380,3 +380,26 @@ register_member_panel(
         context=_panel_context,
     )
 )
+
+
+@admin.register(TagJob)
+class TagJobAdmin(ShopScopedAdmin):
+    """Long lists tagged in the background (from the member list's tag
+    actions): what, how many, and how it went. Read only."""
+
+    view_roles = MANAGERS
+    add_roles = change_roles = delete_roles = frozenset()
+    list_display = (
+        "created_at",
+        "action",
+        "tag",
+        "from_tag",
+        "members_count",
+        "changed_count",
+        "status",
+        "created_by",
+        "finished_at",
+    )
+    list_filter = ("status", "action")
+    fields = list_display
+    list_select_related = ("tag", "from_tag", "created_by")

@@ -1,4 +1,11 @@
-from .jobs import ImportJob, ImportKind, ImportStatus
+from .jobs import (
+    ImportJob,
+    ImportKind,
+    ImportStatus,
+    TagJob,
+    TagJobAction,
+    TagJobStatus,
+)
 from .member import (
     ConsentChange,
     CustomField,
@@ -39,6 +46,9 @@ __all__ = [
     "PurchaseStatus",
     "Refund",
     "Tag",
+    "TagJob",
+    "TagJobAction",
+    "TagJobStatus",
     "TagRule",
     "TagRuleKind",
     "TagSource",

@@ -1,8 +1,7 @@
-from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from shops.models import TenantModel
+from shops.models import TenantJob
 
 
 class ImportKind(models.TextChoices):
@@ -19,7 +18,7 @@ class ImportStatus(models.TextChoices):
     FAILED = "failed", _("Failed")
 
 
-class ImportJob(TenantModel):
+class ImportJob(TenantJob):
     """An uploaded CSV or Excel file and what importing it did."""
 
     kind = models.CharField(_("what"), max_length=12, choices=ImportKind.choices)
@@ -40,21 +39,65 @@ class ImportJob(TenantModel):
     # [{"row": 3, "column": "phone", "message": "..."}], capped; the full list is
     # downloadable as CSV.
     errors = models.JSONField(_("errors"), default=list, blank=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="+",
-        verbose_name=_("by"),
-    )
-    created_at = models.DateTimeField(_("created"), auto_now_add=True)
-    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
 
-    class Meta(TenantModel.Meta):
-        ordering = ["-id"]
+    class Meta(TenantJob.Meta):
         verbose_name = _("import")
         verbose_name_plural = _("imports")
 
     def __str__(self) -> str:
         return self.original_name
+
+
+class TagJobAction(models.TextChoices):
+    ADD = "add", _("Add a tag")
+    REMOVE = "remove", _("Remove a tag")
+    MOVE = "move", _("Move to another tag")
+
+
+class TagJobStatus(models.TextChoices):
+    QUEUED = "queued", _("Waiting")
+    RUNNING = "running", _("Tagging")
+    DONE = "done", _("Done")
+    FAILED = "failed", _("Failed")
+
+
+class TagJob(TenantJob):
+    """Tagging a long list of members, done by a worker rather than in the
+    request (see `members.services.tags.jobs`)."""
+
+    action = models.CharField(_("what"), max_length=8, choices=TagJobAction.choices)
+    # The tag given or taken off; for a move, the tag given.
+    tag = models.ForeignKey(
+        "members.Tag",
+        on_delete=models.CASCADE,
+        related_name="+",
+        verbose_name=_("tag"),
+        db_index=False,
+    )
+    # For a move: the tag taken off.
+    from_tag = models.ForeignKey(
+        "members.Tag",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("from tag"),
+        db_index=False,
+    )
+    # The member list's query as chosen (Django's pickled `QuerySet.query`).
+    selection = models.BinaryField(_("selection"), editable=False)
+    members_count = models.PositiveIntegerField(_("members chosen"), default=0)
+    changed_count = models.PositiveIntegerField(_("members changed"), default=0)
+    status = models.CharField(
+        _("status"),
+        max_length=8,
+        choices=TagJobStatus.choices,
+        default=TagJobStatus.QUEUED,
+    )
+
+    class Meta(TenantJob.Meta):
+        verbose_name = _("tagging job")
+        verbose_name_plural = _("tagging jobs")
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()}: {self.tag}"

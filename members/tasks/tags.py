@@ -1,4 +1,5 @@
-"""Tasks of the members app: keeping rule-given tags true.
+"""Tasks of the members app: keeping rule-given tags true, and tagging long
+lists chosen in the admin (`run_tag_job`).
 
 Nightly, beat runs `apply_tag_rules_everywhere`, which queues one
 `apply_tag_rules_for_shop` per active shop. After a purchase is completed or
@@ -24,6 +25,7 @@ __all__ = [
     "apply_tag_rules_for_shop",
     "reevaluate_member_tags",
     "register_tag_consumers",
+    "run_tag_job",
 ]
 
 logger = logging.getLogger(__name__)
@@ -41,6 +43,13 @@ def apply_tag_rules_for_shop(
         if tag is None:  # deleted since: nothing to keep true
             return {"added": 0, "removed": 0}
     return services.apply_tag_rules(shop=shop, tag=tag, member_ids=member_ids)
+
+
+# A million members take about a minute; the job row is the record of the
+# work, and its status claim makes a redelivered task a no-op.
+@shop_task(name="members.run_tag_job", soft_time_limit=25 * 60)
+def run_tag_job(*, shop: Shop, job_id: int) -> str:
+    return services.run_tag_job(shop=shop, job_id=job_id)
 
 
 @shared_task(name="members.apply_tag_rules_everywhere")

@@ -11,6 +11,7 @@ from .tenants import (
     StaffMembership,
     StaffStoreAccess,
     Store,
+    TenantJob,
     TenantModel,
     User,
 )
@@ -25,6 +26,7 @@ __all__ = [
     "StaffMembership",
     "StaffStoreAccess",
     "Store",
+    "TenantJob",
     "TenantModel",
     "User",
     "WebhookAttempt",

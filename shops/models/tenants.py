@@ -114,6 +114,27 @@ class TenantModel(models.Model):
         ]
 
 
+class TenantJob(TenantModel):
+    """Base of the records of work done in the background for a shop (an
+    import, a recalculation, a tagging job): who asked, when, when it ended.
+    Newest first."""
+
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("by"),
+    )
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+
+    class Meta(TenantModel.Meta):
+        abstract = True
+        ordering = ["-id"]
+
+
 class Store(TenantModel):
     """A branch (门店) of a shop."""
 

@@ -18,7 +18,7 @@ from members.admin.tag_actions import (
     remove_tag_from_members,
 )
 from members.events import PURCHASE_COMPLETED
-from members.models import Member, MemberChange, MemberTag
+from members.models import Member, MemberChange, MemberTag, TagJob
 from members.services import tags as services
 from shops.admin.base import ShopScopedAdmin
 from shops.models import Role
@@ -220,3 +220,143 @@ def test_a_completed_purchase_re_checks_that_members_rule_tags(
 
     assert holders(vip) == {buyer.pk}
     assert bystander.pk not in holders(vip)
+
+
+# Long lists, tagged by a worker --------------------------------------------------
+
+
+@pytest.fixture
+def long_from_3(monkeypatch):
+    """Lists of 3 members or more count as long (a million in real shops)."""
+    monkeypatch.setattr(services, "BACKGROUND_FROM", 3)
+
+
+def test_a_long_list_is_tagged_by_a_worker_and_reported_as_a_job(
+    in_shop, vip, long_from_3, django_capture_on_commit_callbacks
+):
+    chosen = [MemberFactory(shop=in_shop, source="qr") for _ in range(3)]
+    MemberFactory(shop=in_shop, source="counter")
+
+    with tasks_in_process(), django_capture_on_commit_callbacks(execute=True):
+        done, said = run(
+            add_tag_to_members, in_shop, Role.MANAGER,
+            Member.objects.filter(source="qr"), apply="1", tag=vip.pk,
+        )  # fmt: skip
+
+    job = TagJob.objects.get()
+    assert done is None
+    assert said[0].startswith("3 members are being tagged in the background.")
+    assert f"/admin/members/tagjob/{job.pk}/change/" in said[0]
+    assert (job.status, job.members_count, job.changed_count) == ("done", 3, 3)
+    assert job.created_by.memberships.get().role == Role.MANAGER
+    assert holders(vip) == {m.pk for m in chosen}
+    # The timeline says who tagged them.
+    assert MemberChange.objects.filter(
+        action="tag_added", actor=job.created_by
+    ).count() == 3  # fmt: skip
+
+
+def test_a_job_run_twice_tags_once(in_shop, vip):
+    MemberFactory(shop=in_shop)
+    job = services.queue_tag_job(
+        shop=in_shop, action="add", members=Member.objects.all(), tag=vip, count=1
+    )
+
+    assert services.run_tag_job(shop=in_shop, job_id=job.pk) == "done"
+    assert services.run_tag_job(shop=in_shop, job_id=job.pk) == "not queued"
+    assert MemberChange.objects.filter(action="tag_added").count() == 1
+
+
+def test_move_and_remove_jobs_do_what_the_actions_do(in_shop, vip, long_from_3):
+    regular = TagFactory(shop=in_shop, name="Regular")
+    for _ in range(3):
+        MemberFactory(shop=in_shop)
+    everyone = Member.objects.all()
+    services.add_tag(shop=in_shop, members=everyone, tag=regular)
+
+    with tasks_in_process():
+        run(
+            move_members_between_tags, in_shop, Role.OWNER, everyone,
+            apply="1", from_tag=regular.pk, to_tag=vip.pk,
+        )  # fmt: skip
+        moved = TagJob.objects.get()
+        assert moved.action == "move"
+        services.run_tag_job(shop=in_shop, job_id=moved.pk)
+        assert (holders(regular), len(holders(vip))) == (set(), 3)
+        run(
+            remove_tag_from_members, in_shop, Role.OWNER, everyone,
+            apply="1", tag=vip.pk,
+        )  # fmt: skip
+        removed = TagJob.objects.exclude(pk=moved.pk).get()
+        services.run_tag_job(shop=in_shop, job_id=removed.pk)
+
+    assert removed.action == "remove"
+    assert holders(vip) == set()
+    moved.refresh_from_db()
+    removed.refresh_from_db()
+    assert (moved.changed_count, removed.changed_count) == (3, 3)
+
+
+def test_a_job_that_fails_changes_nothing_and_says_so(in_shop, vip, monkeypatch):
+    MemberFactory(shop=in_shop)
+    job = services.queue_tag_job(
+        shop=in_shop, action="add", members=Member.objects.all(), tag=vip, count=1
+    )
+
+    def audit_breaks(**kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr("members.services.tags.bulk._audit_rows", audit_breaks)
+
+    assert services.run_tag_job(shop=in_shop, job_id=job.pk) == "failed"
+    assert holders(vip) == set()  # the rows inserted before the audit are gone
+    job.refresh_from_db()
+    assert job.finished_at is not None
+
+
+def test_a_job_never_reaches_another_shops_members(in_shop, vip, other_shop):
+    theirs = MemberFactory(shop=other_shop)
+    mine = MemberFactory(shop=in_shop)
+    job = services.queue_tag_job(
+        shop=in_shop,
+        action="add",
+        members=Member.objects.unscoped().all(),
+        tag=vip,
+        count=2,
+    )
+
+    services.run_tag_job(shop=in_shop, job_id=job.pk)
+
+    assert holders(vip) == {mine.pk}
+    assert not MemberTag.objects.unscoped().filter(member=theirs).exists()
+    # Shop B's worker cannot run shop A's job.
+    assert services.run_tag_job(shop=other_shop, job_id=job.pk) == "not queued"
+
+
+def test_tagging_jobs_are_listed_for_managers_of_their_shop_only(
+    client, settings, in_shop, vip, other_shop
+):
+    MemberFactory(shop=in_shop)
+    job = services.queue_tag_job(
+        shop=in_shop, action="add", members=Member.objects.all(), tag=vip, count=1
+    )
+    services.run_tag_job(shop=in_shop, job_id=job.pk)
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
+    page = f"/admin/members/tagjob/{job.pk}/change/"
+
+    def as_staff(shop, role):
+        membership = MembershipFactory(shop=shop, role=role, user__is_staff=True)
+        client.force_login(membership.user)
+        return client
+
+    listing = as_staff(in_shop, Role.MANAGER).get("/admin/members/tagjob/")
+    detail = client.get(page)
+    theirs = as_staff(other_shop, Role.OWNER).get(page)
+    clerks = as_staff(in_shop, Role.CLERK).get("/admin/members/tagjob/")
+
+    assert listing.status_code == 200
+    assert "VIP" in listing.content.decode()
+    assert detail.status_code == 200
+    assert "Done" in detail.content.decode()
+    assert theirs.status_code in (302, 404)
+    assert clerks.status_code == 403

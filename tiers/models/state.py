@@ -5,7 +5,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from members.models import Member
-from shops.models import TenantModel
+from shops.models import TenantJob, TenantModel
 
 from .ladder import Tier
 
@@ -192,7 +192,7 @@ class RecalculationStatus(models.TextChoices):
     FAILED = "failed", _("Failed")
 
 
-class TierRecalculation(TenantModel):
+class TierRecalculation(TenantJob):
     """One whole-shop recalculation (nightly, on demand, or after a rule change)."""
 
     reason = models.CharField(_("why"), max_length=16, choices=TierChangeReason.choices)
@@ -210,19 +210,8 @@ class TierRecalculation(TenantModel):
     members_up = models.PositiveIntegerField(_("moved up"), default=0)
     members_down = models.PositiveIntegerField(_("moved down"), default=0)
     error = models.TextField(_("error"), blank=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="+",
-        verbose_name=_("by"),
-    )
-    created_at = models.DateTimeField(_("created"), auto_now_add=True)
-    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
 
-    class Meta(TenantModel.Meta):
-        ordering = ["-id"]
+    class Meta(TenantJob.Meta):
         verbose_name = _("tier recalculation")
         verbose_name_plural = _("tier recalculations")
 

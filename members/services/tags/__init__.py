@@ -9,6 +9,9 @@ Rules: a tag's rule members are those meeting ALL its active rules
 (`members.selectors.tags`). `apply_tag_rules` adds the missing rows (source
 "rule") and deletes rule rows that no longer match; rows added by hand are
 never removed by rules, and a hand-added row stays "by hand".
+
+Long lists (`BACKGROUND_FROM` members and more) are tagged by a worker:
+`queue_tag_job` records a `TagJob`, the task runs `run_tag_job`.
 """
 
 from .bulk import add_tag, move_tag, remove_tag
@@ -20,6 +23,7 @@ from .core import (
     untag_member,
     update_tag,
 )
+from .jobs import BACKGROUND_FROM, queue_tag_job, run_tag_job
 from .rules import (
     RULE_PARAMS,
     apply_tag_rules,
@@ -30,6 +34,7 @@ from .rules import (
 )
 
 __all__ = [
+    "BACKGROUND_FROM",
     "RULE_PARAMS",
     "add_tag",
     "apply_tag_rules",
@@ -40,7 +45,9 @@ __all__ = [
     "delete_tag",
     "delete_tag_rule",
     "move_tag",
+    "queue_tag_job",
     "remove_tag",
+    "run_tag_job",
     "tag_member",
     "untag_member",
     "update_tag",
