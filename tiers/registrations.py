@@ -11,6 +11,7 @@ import django_filters
 from django.db.models import Exists, OuterRef
 from django.utils.translation import gettext_lazy as _
 
+from shops.db import MAX_ID
 from tiers.models import MemberTier, Tier
 
 
@@ -67,7 +68,7 @@ def register() -> None:
         django_filters.NumberFilter(
             method=filter_by_tier,
             min_value=1,
-            max_value=2**63 - 1,
+            max_value=MAX_ID,
             label=_("In tier (tier id; the entry tier includes members never moved)"),
         ),
     )

@@ -9,8 +9,7 @@ from rest_framework import serializers
 from members.extensions import MEMBER_SECTIONS
 from members.models import Gender, Member, MemberChange, MemberSource, MemberStatus
 from shops.api.serializers import ErrorDetailSerializer
-
-MAX_ID = 2**63 - 1
+from shops.db import MAX_ID
 
 
 class MemberSerializer(serializers.ModelSerializer):

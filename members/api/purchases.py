@@ -27,7 +27,6 @@ from rest_framework.response import Response
 from members.filters import IsoDateTimeFilter
 from members.models import Purchase, PurchaseChannel, PurchaseStatus
 from members.selectors.purchases import (
-    MAX_ID,
     MEMBER_KEYS,
     member_for_purchase,
     purchase_with_details,
@@ -38,6 +37,7 @@ from members.services import purchases as purchase_services
 from shops.api.idempotency import idempotent
 from shops.api.serializers import ErrorSerializer
 from shops.api.views import ShopScopedViewSet
+from shops.db import MAX_ID
 
 from .purchase_serializers import (
     PurchaseCancelSerializer,

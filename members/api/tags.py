@@ -22,9 +22,8 @@ from members.services import tags as services
 from shops.api.idempotency import idempotent
 from shops.api.urls import ApiRouter
 from shops.api.views import ShopScopedAPIView, ShopScopedViewSet
+from shops.db import MAX_ID
 from shops.errors import NotFound
-
-MAX_ID = 2**63 - 1
 
 
 class TagSerializer(serializers.ModelSerializer):

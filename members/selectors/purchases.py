@@ -9,12 +9,12 @@ from django.utils.translation import gettext_lazy as _
 
 from members.models import Member, Purchase, Refund
 from members.services.purchases import MemberNotFound
+from shops.db import MAX_ID
 from shops.models import Store
 from shops.rawsql import fetch_one
 from shops.tenancy import get_current_shop
 
 MEMBER_KEYS = ("member_id", "member_code", "member_external_id")
-MAX_ID = 2**63 - 1
 
 
 def member_for_purchase(

@@ -13,8 +13,8 @@ from django.http import Http404
 from django.utils import timezone
 
 from members.models import Member
-from members.selectors.purchases import MAX_ID
 from points.models import PointsAccount, PointsLot
+from shops.db import MAX_ID
 
 EXPIRING_DAYS = 30
 

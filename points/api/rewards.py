@@ -27,11 +27,11 @@ from points.services import rewards
 from shops.api.idempotency import idempotent
 from shops.api.serializers import ErrorSerializer
 from shops.api.views import ShopScopedViewSet
+from shops.db import MAX_ID
 
 from .errors import refusals_as_errors
 from .figures import account_of, balance_data
 from .serializers import (
-    MAX_ID,
     CancelInputSerializer,
     RedemptionResultSerializer,
     RedemptionSerializer,

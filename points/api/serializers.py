@@ -18,8 +18,8 @@ from points.models import (
     RedemptionStatus,
     Reward,
 )
+from shops.db import MAX_ID
 
-MAX_ID = 2**63 - 1
 # Points are bigints in the ledger; an API request moves far fewer.
 MAX_POINTS = 10**12
 

@@ -14,8 +14,6 @@ shop itself, as the tenancy guard does not see raw SQL.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -29,6 +27,7 @@ from points.models import (
     PointsLot,
 )
 from points.services import ledger
+from shops.db import id_ranges, on_own_connections
 from shops.services.events.outbox import kick_relay
 
 # Due lots are expired in chunks of accounts, each chunk in its own
@@ -172,26 +171,10 @@ def expire_due_lots(
     with connection.cursor() as cursor:
         cursor.execute(_CHUNKS_SQL, params)
         lows = [row[0] for row in cursor.fetchall()]
-    chunks = [
-        {**params, "low": low, "high": high}
-        for low, high in zip(lows, [*lows[1:], MAX_ID], strict=False)
-    ]
+    chunks = [{**params, "low": low, "high": high} for low, high in id_ranges(lows)]
     if workers < 2 or len(chunks) < 2 or connection.in_atomic_block:
         return sum(_expire_chunk(chunk_params) for chunk_params in chunks)
-    with ThreadPoolExecutor(max_workers=min(workers, len(chunks))) as pool:
-        return sum(pool.map(_expire_chunk_on_own_connection, chunks))
-
-
-MAX_ID = 2**63 - 1
-
-
-def _expire_chunk_on_own_connection(params) -> int:
-    """In a worker thread: Django gives each thread its own connection,
-    closed here once the chunk is done."""
-    try:
-        return _expire_chunk(params)
-    finally:
-        connection.close()
+    return sum(on_own_connections(_expire_chunk, chunks, workers=workers))
 
 
 def _expire_chunk(params) -> int:

@@ -7,9 +7,8 @@ from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from shops.db import MAX_ID
 from tiers.models import ManualMode, TierChange, TierChangeReason, TierPolicy
-
-MAX_ID = 2**63 - 1
 
 
 def perks_of(tier) -> list[str]:

@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import json
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
 from django.db import connection, transaction
 from django.utils import timezone
 
 from members.models import Member, Purchase
+from shops.db import id_ranges, on_own_connections
 from shops.models import OutboxEvent
 from shops.services.events.outbox import kick_relay
 from tiers.models import Basis, MemberTier, TierChange
@@ -284,14 +284,10 @@ def _apply_in_parts(
             cursor.execute(f"CREATE UNLOGGED TABLE {table} AS {compute}", params)
             cursor.execute(_PARTS_SQL.format(table=table), {"parts": workers})
             lows = [row[0] for row in cursor.fetchall()]
-        parts = [
-            {**params, "low": low, "high": high}
-            for low, high in zip(lows, [*lows[1:], MAX_ID], strict=False)
-        ]
-        if not parts:
-            return 0, 0
-        with ThreadPoolExecutor(max_workers=len(parts)) as pool:
-            moves = list(pool.map(partial(_write_part, ladder_sql, table), parts))
+        parts = [{**params, "low": low, "high": high} for low, high in id_ranges(lows)]
+        moves = on_own_connections(
+            partial(_write_part, ladder_sql, table), parts, workers=workers
+        )
     finally:
         with connection.cursor() as cursor:
             cursor.execute(f"DROP TABLE IF EXISTS {table}")
@@ -299,17 +295,14 @@ def _apply_in_parts(
 
 
 def _write_part(ladder_sql: str, table: str, params: dict) -> tuple[int, int]:
-    """In a worker thread (Django gives it its own connection, closed here)."""
-    try:
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute("SET LOCAL work_mem = '256MB'")
-            part = (
-                f"(SELECT * FROM {table} "
-                "WHERE member_id >= %(low)s AND member_id < %(high)s)"
-            )
-            return _write(cursor, ladder_sql, part, params)
-    finally:
-        connection.close()
+    """One part's movers, in its own transaction (on a worker's connection)."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL work_mem = '256MB'")
+        part = (
+            f"(SELECT * FROM {table} "
+            "WHERE member_id >= %(low)s AND member_id < %(high)s)"
+        )
+        return _write(cursor, ladder_sql, part, params)
 
 
 def _write(cursor, ladder_sql: str, calc: str, params: dict) -> tuple[int, int]:
@@ -325,7 +318,6 @@ CALC = "tiers_recalc_calc"
 # Connections writing movers at once: one per CPU of the database server is
 # the most that helps (measured on 2 CPUs in bench/bench_tiers.py).
 WORKERS = 2
-MAX_ID = 2**63 - 1
 # The first member id of each of `parts` parts of the movers, equal in size.
 _PARTS_SQL = """
 SELECT min(member_id) FROM (
