@@ -24,6 +24,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import random
 import time
 from datetime import datetime, timedelta
@@ -375,6 +376,10 @@ def bench_settlement(shop, *, prefix: str, title: str) -> None:
     )
 
 
+# BENCH_TIERS_PARTS=recalculation (default: both parts).
+PARTS = os.environ.get("BENCH_TIERS_PARTS", "recalculation,evaluation").split(",")
+
+
 def main() -> None:
     if skip_unless_postgres("the tiers benchmark (data made with COPY)"):
         return
@@ -388,14 +393,16 @@ def main() -> None:
             members, purchases = cursor.fetchone()
         print(f"  bench shop {shop.slug}: {members:,} members, {purchases:,} purchases")
         ensure_programme(shop)
-        bench_recalculation(shop, members, purchases)
+        if "recalculation" in PARTS:
+            bench_recalculation(shop, members, purchases)
         ensure_tiers_settled(shop)
-        bench_evaluation(shop)
-        bench_settlement(
-            shop,
-            prefix="bt",
-            title="Recording a completed purchase, rolled back (tier evaluation's "
-            "added time: target < 2 ms)",
-        )
+        if "evaluation" in PARTS:
+            bench_evaluation(shop)
+            bench_settlement(
+                shop,
+                prefix="bt",
+                title="Recording a completed purchase, rolled back (tier "
+                "evaluation's added time: target < 2 ms)",
+            )
         print(f"  outbox relay runs asked for (not run in-process): {len(kicks):,}")
         reproduce("bench_tiers")

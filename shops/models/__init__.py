@@ -6,6 +6,7 @@ from .events import (
     WebhookEndpoint,
 )
 from .tenants import (
+    BulkTenantModel,
     Role,
     Shop,
     StaffMembership,
@@ -19,6 +20,7 @@ from .tenants import (
 __all__ = [
     "ApiKey",
     "ApiKeyScope",
+    "BulkTenantModel",
     "IdempotencyRecord",
     "OutboxEvent",
     "Role",

@@ -5,10 +5,10 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
-from .tenants import TenantModel
+from .tenants import BulkTenantModel, TenantModel
 
 
-class OutboxEvent(TenantModel):
+class OutboxEvent(BulkTenantModel):
     """A domain event, written in the same transaction as the change it reports.
 
     The relay hands rows with no `relayed_at` to Celery; the consumer fans the

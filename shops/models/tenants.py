@@ -114,6 +114,25 @@ class TenantModel(models.Model):
         ]
 
 
+class BulkTenantModel(TenantModel):
+    """Base of the tenant tables written a third of a million rows at a time
+    (a whole-shop recalculation's tier rows, history and events): the shop
+    key is loose, not a constraint in the database (tiers/models/state.py
+    says why). Deleting a shop goes through Django, which deletes these rows
+    with it."""
+
+    shop = models.ForeignKey(
+        Shop,
+        on_delete=models.CASCADE,
+        verbose_name=_("shop"),
+        db_index=False,
+        db_constraint=False,
+    )
+
+    class Meta(TenantModel.Meta):
+        abstract = True
+
+
 class TenantJob(TenantModel):
     """Base of the records of work done in the background for a shop (an
     import, a recalculation, a tagging job): who asked, when, when it ended.

@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.db.models import ProtectedError
 from rest_framework.test import APIClient
 
 from members.models import MemberChange
@@ -192,6 +193,24 @@ def test_a_refund_below_the_threshold_drops_the_member(till, ladder, member):
     assert refund.purchase.tier_change is not None
     assert tier_of(member).name == "Normal"
     assert changes(member)[-1] == ("Senior", "Normal", "refund")
+
+
+def test_a_tier_left_only_in_members_history_cannot_be_deleted(till, ladder, member):
+    purchase = till.buy(member, "1200")
+    till.refund(purchase, "300")
+    senior = ladder[1]
+    with shop_scope(member.shop):
+        assert not MemberTier.objects.filter(tier=senior).exists()
+
+        # The history's keys are loose in the database: Django protects them.
+        with pytest.raises(ProtectedError):
+            senior.delete()
+
+        assert Tier.objects.filter(pk=senior.pk).exists()
+    assert changes(member) == [
+        ("Normal", "Senior", "purchase"),
+        ("Senior", "Normal", "refund"),
+    ]
 
 
 def test_a_refund_that_stays_above_the_threshold_keeps_the_tier(till, ladder, member):

@@ -198,8 +198,8 @@ class TierAdmin(RuleChangeAdminMixin, ShopScopedAdmin):
 
     def has_delete_permission(self, request, obj=None):
         """Owners may remove a tier nobody holds, other than the entry tier:
-        removing it moves nobody. A tier in members' history stays (the
-        database protects it)."""
+        removing it moves nobody. A tier in members' history stays (its
+        on_delete is PROTECT)."""
         if not super().has_delete_permission(request, obj):
             return False
         if obj is None:

@@ -5,7 +5,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from members.models import Member
-from shops.models import TenantJob, TenantModel
+from shops.models import BulkTenantModel, TenantJob, TenantModel
 
 from .ladder import Tier
 
@@ -15,13 +15,23 @@ class ManualMode(models.TextChoices):
     FIXED = "fixed", _("Exactly this tier")
 
 
-# Foreign keys of the two tables a recalculation writes in bulk carry no
-# single-column index (db_index=False): each index costs every row of the
-# bulk INSERT. Reads go through the shop-led indexes below; only deleting a
-# tier or a user scans them, which is rare and done by hand.
+# The two tables a recalculation writes in bulk (a row in each for every
+# member who moves, a third of a million in the benchmark's first run) keep
+# their keys cheap:
+# * no single-column index (db_index=False): each index costs every row of
+#   the bulk INSERT; reads go through the shop-led indexes below, and only
+#   deleting a tier or a user scans them, which is rare and done by hand;
+# * no constraint in the database (db_constraint=False): PostgreSQL checks
+#   each key of each inserted row on its own, 7 to 11 µs apiece (a member's
+#   key also locks the member's row), which was half of the writing
+#   statement (bench/README.md). The writer takes every id from the rows it
+#   joins (members from their purchases, tiers from the ladder); deleting a
+#   shop, tier, member or user goes through Django, which still applies
+#   on_delete (PROTECT, CASCADE, SET_NULL), and so still refuses to delete a
+#   tier that a member holds or that history names.
 
 
-class MemberTier(TenantModel):
+class MemberTier(BulkTenantModel):
     """A member's current tier and period. A member without a row holds the
     entry tier (lowest rank) and has no period: rows exist only for members
     who moved at least once, so the entry tier costs nothing to store."""
@@ -34,6 +44,7 @@ class MemberTier(TenantModel):
         related_name="tier_states",
         verbose_name=_("member"),
         db_index=False,
+        db_constraint=False,
     )
     tier = models.ForeignKey(
         Tier,
@@ -41,6 +52,7 @@ class MemberTier(TenantModel):
         related_name="+",
         verbose_name=_("tier"),
         db_index=False,
+        db_constraint=False,
     )
     since = models.DateTimeField(_("held since"))
     # The tier the member carried into the current period (earned in earlier
@@ -53,6 +65,7 @@ class MemberTier(TenantModel):
         related_name="+",
         verbose_name=_("tier at the start of the period"),
         db_index=False,
+        db_constraint=False,
     )
     # The last day (shop's time zone) of the member's current period; empty
     # for a lifetime window. The nightly task evaluates the day after.
@@ -69,6 +82,7 @@ class MemberTier(TenantModel):
         related_name="+",
         verbose_name=_("tier after the grace period"),
         db_index=False,
+        db_constraint=False,
     )
     manual_tier = models.ForeignKey(
         Tier,
@@ -78,6 +92,7 @@ class MemberTier(TenantModel):
         related_name="+",
         verbose_name=_("manual tier"),
         db_index=False,
+        db_constraint=False,
     )
     manual_mode = models.CharField(
         _("manual tier is"), max_length=8, choices=ManualMode.choices, blank=True
@@ -93,6 +108,7 @@ class MemberTier(TenantModel):
         related_name="+",
         verbose_name=_("set by"),
         db_index=False,
+        db_constraint=False,
     )
     manual_at = models.DateTimeField(_("set at"), null=True, blank=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
@@ -128,8 +144,9 @@ class TierChangeReason(models.TextChoices):
     MANUAL_END = "manual_end", _("Manual tier ended")
 
 
-class TierChange(TenantModel):
-    """One move of one member between tiers, and why (append-only)."""
+class TierChange(BulkTenantModel):
+    """One move of one member between tiers, and why (append-only; nothing
+    deletes a change). All its keys are loose: see the note above MemberTier."""
 
     member = models.ForeignKey(
         Member,
@@ -137,6 +154,7 @@ class TierChange(TenantModel):
         related_name="tier_changes",
         verbose_name=_("member"),
         db_index=False,
+        db_constraint=False,
     )
     from_tier = models.ForeignKey(
         Tier,
@@ -146,6 +164,7 @@ class TierChange(TenantModel):
         related_name="+",
         verbose_name=_("from"),
         db_index=False,
+        db_constraint=False,
     )
     to_tier = models.ForeignKey(
         Tier,
@@ -153,6 +172,7 @@ class TierChange(TenantModel):
         related_name="+",
         verbose_name=_("to"),
         db_index=False,
+        db_constraint=False,
     )
     reason = models.CharField(_("why"), max_length=16, choices=TierChangeReason.choices)
     # The figures the decision was made on: {"spend": "1230.00", "orders": 6,
@@ -167,6 +187,7 @@ class TierChange(TenantModel):
         related_name="+",
         verbose_name=_("by"),
         db_index=False,
+        db_constraint=False,
     )
     actor_label = models.CharField(_("by (key or task)"), max_length=100, blank=True)
 
