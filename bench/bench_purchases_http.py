@@ -373,6 +373,9 @@ def main() -> None:
             f"  ratio (requests/s over pgbench TPS): {ratio:.3f}  "
             f"(target >= 0.12); target >= 300 requests/s, p99 < 60 ms"
         )
+        print("  pgbench's slowest statements (mean ms per transaction):")
+        for ms, statement in pg.slowest():
+            print(f"    {ms:7.3f}  {statement[:90]}")
         print(
             f"  {web.requests:,} responses, {web.non_2xx} not 2xx, "
             f"{web.socket_errors} socket errors; {recorded_ok:,} completed purchases "

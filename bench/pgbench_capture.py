@@ -174,6 +174,28 @@ class PgbenchResult:
     transactions: int
     failed: int
     output: str
+    # (mean ms, statement) per statement of the script (pgbench -r).
+    statements: list[tuple[float, str]]
+
+    def slowest(self, count: int = 3) -> list[tuple[float, str]]:
+        return sorted(self.statements, reverse=True)[:count]
+
+
+def statement_latencies(output: str) -> list[tuple[float, str]]:
+    """pgbench -r's report: a mean latency (ms), failures and the statement
+    per line, after the "statement latencies" heading."""
+    rows = []
+    lines = output.splitlines()
+    for number, line in enumerate(lines):
+        if line.startswith("statement latencies"):
+            for row in lines[number + 1 :]:
+                parts = row.split(maxsplit=2)
+                try:
+                    rows.append((float(parts[0]), parts[-1]))
+                except (ValueError, IndexError):
+                    break
+            break
+    return [(ms, text) for ms, text in rows if not text.startswith("\\")]
 
 
 def run_pgbench(
@@ -195,6 +217,7 @@ def run_pgbench(
             str(script),
             "-l",
             f"--log-prefix={tmp}/log",
+            "-r",
         ]
         for name, value in defines.items():
             command += ["-D", f"{name}={value}"]
@@ -222,6 +245,7 @@ def run_pgbench(
         transactions=len(latencies),
         failed=int(failed.group(1)) if failed else 0,
         output=output,
+        statements=statement_latencies(output),
     )
 
 

@@ -5,6 +5,7 @@ from datetime import timedelta
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.db.models import ProtectedError
 from django.utils import timezone
 
 from points.models import (
@@ -78,6 +79,23 @@ def test_debit_spends_oldest_expiry_first_and_never_expiring_last(
     account = account_of(member)
     assert (account.balance, account.redeemed) == (60, 40)
     assert OutboxEvent.objects.filter(topic="points.redeemed").count() == 1
+    assert_ledger_ok()
+
+
+def test_a_lot_or_debit_that_a_consumption_names_cannot_be_deleted(
+    in_shop, member, assert_ledger_ok
+):
+    credit = ledger.credit(member=member, points=50, **EARN)
+    debit = ledger.debit(member=member, points=20, **REDEEM)
+    lot = PointsLot.objects.get(entry=credit)
+
+    # Consumptions' keys are loose in the database: Django protects them.
+    with pytest.raises(ProtectedError):
+        lot.delete()
+    with pytest.raises(ProtectedError):
+        debit.delete()
+
+    assert list(debit.consumptions.values_list("lot_id", "points")) == [(lot.pk, 20)]
     assert_ledger_ok()
 
 
