@@ -85,22 +85,24 @@ def with_expiring_soon(accounts, *, now=None):
 
 
 # `GET /members/{id}/points` in ONE statement (a POS reads it at every
-# sale): the member (a 404 when not this shop's), the account row if any, and
-# the open lots expiring in the window, on the open lots' index. Raw SQL:
-# every table is filtered by the shop.
+# sale): the member's account, found by its (shop, member) key, and its open
+# lots expiring in the window, on the open lots' index. An account of this
+# shop means a member of this shop, so the member's own row is read only
+# when there is no account (zeros, or a 404 when no member of the shop has
+# the id): fewer pages to read on the common path, which is what a read's
+# slowest times wait for. Raw SQL: every table is filtered by the shop.
 _POINTS_SQL = """
 SELECT a.balance, a.pending, a.lifetime_earned, a.redeemed, a.expired,
        soon.moments, soon.points
-  FROM members_member m
-  LEFT JOIN points_pointsaccount a ON a.shop_id = m.shop_id AND a.member_id = m.id
+  FROM points_pointsaccount a
   LEFT JOIN LATERAL (
        SELECT array_agg(l.expires_at ORDER BY l.expires_at, l.id) AS moments,
               array_agg(l.remaining ORDER BY l.expires_at, l.id) AS points
          FROM points_pointslot l
-        WHERE l.shop_id = m.shop_id AND l.account_id = a.id
+        WHERE l.shop_id = a.shop_id AND l.account_id = a.id
           AND l.remaining > 0 AND l.expires_at > %s AND l.expires_at <= %s
   ) AS soon ON TRUE
- WHERE m.shop_id = %s AND m.id = %s
+ WHERE a.shop_id = %s AND a.member_id = %s
 """
 
 
@@ -119,11 +121,11 @@ def points_data(shop, member_id) -> dict:
     with connection.cursor() as cursor:
         cursor.execute(_POINTS_SQL, [start, end, shop.pk, member_id])
         row = cursor.fetchone()
-    if row is None:
-        raise Http404
+    if row is None:  # no account yet
+        if not Member.objects.filter(shop=shop, pk=member_id).exists():
+            raise Http404
+        row = (0, 0, 0, 0, 0, None, None)
     balance, pending, earned, redeemed, expired, moments, points = row
-    if balance is None:  # no account yet
-        balance = pending = earned = redeemed = expired = 0
     lots = zip(moments or (), points or (), strict=True)
     expiring = [
         {"date": day.isoformat(), "points": total}
