@@ -13,7 +13,9 @@
    kept shop stays as it was (the foreign keys, which Django checks at commit,
    are checked at each statement there, so the time includes them); then the
    first run once more as the task runs it, committed (the movers written on
-   two connections at once), and the shop's tier rows put back after.
+   two connections at once), then, timed apart, what the worker does next
+   (the `tier.changed` event of each move, from the run's `tiers.moved`
+   events), and the shop's tier rows put back after.
 3. Evaluation's cost on purchase: `evaluate_member` alone (p50/p99, target
    < 2 ms), and recording a completed purchase through the members service,
    through the settlement with points earning switched off, and through the
@@ -217,6 +219,7 @@ def committed_recalculation(shop, recalculate_shop) -> float:
             f"  {f'first run as the task: {WORKERS} connections, committed':58} "
             f"{took:9.2f} s   {up:,} up, {down:,} down"
         )
+        fan_out_after(shop, event_mark)
     finally:
         params = {"shop": shop.pk, "change": change_mark, "event": event_mark}
         with transaction.atomic(), connection.cursor() as cursor:
@@ -234,6 +237,28 @@ def committed_recalculation(shop, recalculate_shop) -> float:
             for table in ("tiers_membertier", "tiers_tierchange", "shops_outboxevent"):
                 cursor.execute(f"VACUUM (ANALYZE) {table}")
     return took
+
+
+def fan_out_after(shop, event_mark: int) -> None:
+    """What the worker does next: the `tier.changed` event of every move,
+    written by the consumer of the run's `tiers.moved` events (timed apart:
+    not part of the recalculation, as the webhooks are not)."""
+    from shops.models import OutboxEvent
+    from shops.services.events.outbox import process_outbox_event
+    from tiers.services.events import TIER_CHANGED, TIERS_MOVED
+
+    events = OutboxEvent.objects.unscoped().filter(shop=shop, pk__gt=event_mark)
+    moved = list(events.filter(topic=TIERS_MOVED).values_list("pk", flat=True))
+    started = time.perf_counter()
+    for event_id in moved:
+        process_outbox_event(event_id=event_id)
+    took = time.perf_counter() - started
+    written = events.filter(topic=TIER_CHANGED).count()
+    label = f"then the worker: {TIER_CHANGED} events of the moves"
+    print(
+        f"  {label:58} {took:9.2f} s   {written:,} events "
+        f"from {len(moved)} {TIERS_MOVED} events"
+    )
 
 
 # Evaluation on purchase -----------------------------------------------------

@@ -59,6 +59,9 @@ def register() -> None:
         register_member_filter,
         register_member_section,
     )
+    from shops.services.events import register_event_consumer
+    from tiers.services.events import TIERS_MOVED
+    from tiers.services.sql import emit_tier_changes
 
     register_member_section(
         MemberSection(name="tier", field=tier_field, prefetch=prefetch_tiers)
@@ -72,6 +75,7 @@ def register() -> None:
             label=_("In tier (tier id; the entry tier includes members never moved)"),
         ),
     )
+    register_event_consumer(TIERS_MOVED, emit_tier_changes)
     register_admin()
 
 

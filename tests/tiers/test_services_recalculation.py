@@ -9,8 +9,10 @@ from django.core.exceptions import ValidationError
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from shops.models import OutboxEvent
+from shops.models import OutboxEvent, WebhookDelivery
+from shops.services.events.outbox import process_outbox_event
 from shops.tenancy import shop_scope
+from tests.factories import WebhookEndpointFactory
 from tests.members.factories import MemberFactory, PurchaseFactory
 from tests.tiers.factories import make_ladder
 from tiers import tasks
@@ -23,6 +25,7 @@ from tiers.models import (
     TierPolicy,
     Window,
 )
+from tiers.services.events import TIERS_MOVED
 from tiers.services.figures import local_today
 from tiers.services.ladder import policy_of, tier_of
 from tiers.services.manual import set_manual_tier
@@ -98,22 +101,63 @@ def test_recalculation_moves_the_right_members_and_records_only_movers(
         assert not MemberTier.objects.filter(member=c).exists()
 
 
-def test_recalculation_emits_one_tier_changed_event_per_mover(shop, ladder, people):
-    a, *_ = people
-    recalculate_shop(shop=shop)
+def process_outbox():
+    """What the worker does with the events written so far."""
+    pending = OutboxEvent.objects.unscoped().filter(processed_at=None).order_by("id")
+    for event_id in list(pending.values_list("pk", flat=True)):
+        process_outbox_event(event_id=event_id)
 
+
+def tier_changed_payloads(shop):
     with shop_scope(shop):
-        payloads = list(
+        return list(
             OutboxEvent.objects.filter(topic="tier.changed").values_list(
                 "payload", flat=True
             )
         )
+
+
+def test_recalculation_emits_one_tier_changed_event_per_mover(shop, ladder, people):
+    a, *_ = people
+    recalculate_shop(shop=shop)
+    process_outbox()
+
+    payloads = tier_changed_payloads(shop)
     assert len(payloads) == 3
     mine = next(p for p in payloads if p["member"]["id"] == a.pk)
     assert mine["from_tier"]["name"] == "Normal"
     assert mine["to_tier"] == {"id": ladder[1].pk, "name": "Senior", "rank": 1}
     assert mine["reason"] == "recalculation"
     assert mine["member"]["member_code"] == a.member_code
+    assert mine["member"]["external_id"] == a.external_id
+    with shop_scope(shop):
+        change = TierChange.objects.get(member=a)
+    assert mine["change_id"] == change.pk
+
+
+def test_the_worker_writes_each_movers_event_once_and_webhooks_see_only_those(
+    shop, ladder, people, on_postgres
+):
+    endpoint = WebhookEndpointFactory(shop=shop, events=["*"])
+    recalculate_shop(shop=shop)
+    moved = OutboxEvent.objects.unscoped().filter(topic=TIERS_MOVED)
+    # The recalculation commits one internal event for its moves (PostgreSQL;
+    # the embedded database's path writes the movers' events itself).
+    assert moved.count() == (1 if on_postgres else 0)
+
+    process_outbox()
+    process_outbox()  # nothing left to do
+    for event in moved:  # a second hand-over of the same event
+        assert process_outbox_event(event_id=event.pk) is False
+
+    assert len(tier_changed_payloads(shop)) == 3
+    with shop_scope(shop):
+        delivered = set(
+            WebhookDelivery.objects.filter(endpoint=endpoint).values_list(
+                "event__topic", flat=True
+            )
+        )
+    assert delivered == {"tier.changed"}
 
 
 def test_a_second_run_moves_nobody(shop, ladder, people):

@@ -10,6 +10,10 @@ from django.utils.translation import gettext_lazy as _
 from shops.services.events import register_event_type
 
 TIER_CHANGED = "tier.changed"
+# Internal, never sent to a webhook: one per statement that moved members in
+# bulk (a recalculation, period ends, a rule change). Its consumer writes
+# the `tier.changed` event of each of those moves (tiers.services.sql).
+TIERS_MOVED = "tiers.moved"
 
 register_event_type(TIER_CHANGED, _("A member moved to another tier"))
 

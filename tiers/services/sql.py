@@ -14,15 +14,23 @@ look at: current and new rank, figures, and which period fields to set), ONE
 statement updates the members' tier rows (only where the tier is still the one
 read, so a purchase committed meanwhile is never overwritten), inserts rows
 for members moving off the entry tier, inserts a TierChange for each member
-who moved (from the RETURNING rows) and a `tier.changed` outbox event for each
-change; nobody else is written. Run by a task (outside a transaction), that
-statement runs on two connections at once, each over half of the movers.
+who moved (from the RETURNING rows) and ONE internal `tiers.moved` outbox
+event naming those changes; nobody else is written. Run by a task (outside a
+transaction), that statement runs on two connections at once, each over half
+of the movers.
+
+The `tier.changed` event of each move is written by the consumer of
+`tiers.moved` (`emit_tier_changes`), in the worker that processes the outbox,
+exactly once (the outbox's guard): writing a third of a million events was
+two fifths of a whole-shop recalculation, and webhooks go out after the
+commit in any case.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
+from datetime import datetime
 from functools import partial
 
 from django.db import connection, transaction
@@ -32,15 +40,16 @@ from members.models import Member, Purchase
 from shops.db import id_ranges, on_own_connections
 from shops.models import OutboxEvent
 from shops.services.events.outbox import kick_relay
-from tiers.models import Basis, MemberTier, TierChange
+from tiers.models import Basis, MemberTier, Tier, TierChange
 
-from .events import TIER_CHANGED, tier_brief
+from .events import TIER_CHANGED, TIERS_MOVED, tier_brief
 from .figures import ORDER_STATUSES, SPEND_STATUSES
 
 PURCHASES = Purchase._meta.db_table
 MEMBERS = Member._meta.db_table
 MEMBER_TIERS = MemberTier._meta.db_table
 CHANGES = TierChange._meta.db_table
+TIERS = Tier._meta.db_table
 OUTBOX = OutboxEvent._meta.db_table
 
 SPEND_IN = "(" + ", ".join(f"'{s}'" for s in SPEND_STATUSES) + ")"
@@ -199,15 +208,11 @@ _APPLY = f"""
     RETURNING id, member_id, from_tier_id, to_tier_id
 ), ev AS (
     INSERT INTO {OUTBOX} (shop_id, topic, payload, created_at)
-    SELECT %(shop)s, %(topic)s, jsonb_build_object(
-            'member', jsonb_build_object('id', mm.id, 'member_code', mm.member_code,
-                                         'external_id', mm.external_id),
-            'change_id', ch.id, 'from_tier', f.brief, 'to_tier', t.brief,
-            'reason', %(reason)s::text),
+    SELECT %(shop)s, %(moved_topic)s, jsonb_build_object(
+            'first', min(ch.id), 'last', max(ch.id), 'count', count(*),
+            'reason', %(reason)s::text, 'at', %(now_iso)s::text),
         %(now)s
-    FROM ch JOIN {MEMBERS} mm ON mm.shop_id = %(shop)s AND mm.id = ch.member_id
-        JOIN ladder t ON t.id = ch.to_tier_id
-        LEFT JOIN ladder f ON f.id = ch.from_tier_id
+    FROM ch HAVING count(*) > 0
     RETURNING 1
 )
 SELECT (SELECT COUNT(*) FROM moved WHERE new_rank > old_rank),
@@ -236,16 +241,18 @@ def apply_moves(
     connection of its own (parts hold disjoint members; a part that fails
     leaves its members to the next run, which moves only who still needs
     it)."""
+    now = timezone.now()
     params = {
         **params,
         "shop": shop.pk,
-        "now": timezone.now(),
+        "now": now,
+        "now_iso": now.isoformat(),
         "reason": str(reason),
         "window": window,
         "basis": policy.basis,
         "user": acting_user.pk if acting_user and acting_user.pk else None,
         "label": (actor_label or "")[:100],
-        "topic": TIER_CHANGED,
+        "moved_topic": TIERS_MOVED,
         "entry_id": ladder[0].pk,
     }
     ladder_sql = ladder_cte(
@@ -326,3 +333,50 @@ SELECT min(member_id) FROM (
 ) AS numbered
 GROUP BY part ORDER BY 1
 """
+
+
+# The `tier.changed` events of one `tiers.moved` event's changes, payloads as
+# tiers.services.events builds them. The changes are found by id range, and
+# by their reason and moment, which moves by purchases in between lack.
+_EXPAND = f"""
+INSERT INTO {OUTBOX} (shop_id, topic, payload, created_at)
+SELECT ch.shop_id, %(topic)s, jsonb_build_object(
+        'member', jsonb_build_object('id', m.id, 'member_code', m.member_code,
+                                     'external_id', m.external_id),
+        'change_id', ch.id,
+        'from_tier', CASE WHEN f.id IS NOT NULL THEN
+            jsonb_build_object('id', f.id, 'name', f.name, 'rank', f.rank) END,
+        'to_tier', jsonb_build_object('id', t.id, 'name', t.name, 'rank', t.rank),
+        'reason', ch.reason),
+    ch.created_at
+  FROM {CHANGES} ch
+  JOIN {MEMBERS} m ON m.shop_id = ch.shop_id AND m.id = ch.member_id
+  JOIN {TIERS} t ON t.shop_id = ch.shop_id AND t.id = ch.to_tier_id
+  LEFT JOIN {TIERS} f ON f.shop_id = ch.shop_id AND f.id = ch.from_tier_id
+ WHERE ch.shop_id = %(shop)s AND ch.id BETWEEN %(first)s AND %(last)s
+   AND ch.reason = %(reason)s AND ch.created_at = %(at)s
+ ORDER BY ch.id
+"""
+
+
+def emit_tier_changes(event) -> int:
+    """Consumer of `tiers.moved`: write the `tier.changed` event of each
+    change it names (in the consumer's transaction, so once); returns how
+    many."""
+    payload = event.payload
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _EXPAND,
+            {
+                "topic": TIER_CHANGED,
+                "shop": event.shop_id,
+                "first": int(payload["first"]),
+                "last": int(payload["last"]),
+                "reason": payload["reason"],
+                "at": datetime.fromisoformat(payload["at"]),
+            },
+        )
+        written = cursor.rowcount
+    if written:
+        transaction.on_commit(kick_relay, robust=True)
+    return written

@@ -29,7 +29,7 @@ from shops.models.events import DeliveryStatus
 from shops.tenancy import shop_scope
 
 from .endpoints import is_refused_host
-from .registry import ALL_EVENTS, TEST_TOPIC, register_event_consumer
+from .registry import ALL_EVENTS, EVENT_TYPES, TEST_TOPIC, register_event_consumer
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +52,8 @@ def fan_out_webhooks(event: OutboxEvent) -> list[int]:
 
     Runs inside the consumer's transaction and the event's shop scope.
     """
+    if event.topic not in EVENT_TYPES:  # internal, for the app's own consumers
+        return []
     endpoints = WebhookEndpoint.objects.filter(shop_id=event.shop_id)
     if event.topic == TEST_TOPIC:
         # A test goes to the endpoint it was asked for, subscribed or not.
