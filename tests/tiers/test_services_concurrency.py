@@ -7,12 +7,13 @@ from decimal import Decimal
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from points.services import settlement
 from shops.tenancy import shop_scope
 from tests.members.factories import MemberFactory, PurchaseFactory
 from tests.tiers.factories import make_ladder
-from tiers.models import MemberTier, TierChange
+from tiers.models import MemberTier, TierChange, TierChangeReason
 from tiers.services.ladder import tier_of
 from tiers.services.recalculation import recalculate_shop
 
@@ -129,3 +130,48 @@ def test_a_recalculation_by_a_task_writes_its_movers_in_parts_at_once(
         assert cursor.fetchone()[0] == 0
     assert recalculate_shop(shop=shop) == (0, 0)
     assert threads[2:] == []
+
+
+def test_each_parts_event_fans_out_only_its_own_members_moves(shop):
+    from shops.db import MAX_ID
+    from shops.models import OutboxEvent
+    from shops.services.events.outbox import process_outbox_event
+    from tiers.services.events import TIERS_MOVED
+
+    normal, senior, *_ = make_ladder(shop)
+    first, second = sorted(
+        (MemberFactory(shop=shop) for _ in range(2)), key=lambda m: m.pk
+    )
+    at = timezone.now()
+    # The two parts of one run share its moment and commit at once, so their
+    # changes' ids interleave: part 1 moved `first`, part 2 `second`.
+    with shop_scope(shop):
+        changes = [
+            TierChange.objects.create(
+                shop=shop, member=m, from_tier=normal, to_tier=senior,
+                reason=TierChangeReason.RECALCULATION,
+            )
+            for m in (first, second)
+        ]  # fmt: skip
+        TierChange.objects.update(created_at=at)
+    for low, high in ((0, second.pk), (second.pk, MAX_ID)):
+        OutboxEvent.objects.unscoped().create(
+            shop=shop,
+            topic=TIERS_MOVED,
+            payload={
+                "first": changes[0].pk, "last": changes[1].pk, "count": 1,
+                "low": low, "high": high,
+                "reason": TierChangeReason.RECALCULATION, "at": at.isoformat(),
+            },
+        )  # fmt: skip
+
+    for event in OutboxEvent.objects.unscoped().filter(topic=TIERS_MOVED):
+        assert process_outbox_event(event_id=event.pk) is True
+
+    with shop_scope(shop):
+        members = sorted(
+            OutboxEvent.objects.filter(topic="tier.changed").values_list(
+                "payload__member__id", flat=True
+            )
+        )
+    assert members == [first.pk, second.pk]

@@ -37,7 +37,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from members.models import Member, Purchase
-from shops.db import id_ranges, on_own_connections
+from shops.db import MAX_ID, id_ranges, on_own_connections
 from shops.models import OutboxEvent
 from shops.services.events.outbox import kick_relay
 from tiers.models import Basis, MemberTier, Tier, TierChange
@@ -210,6 +210,7 @@ _APPLY = f"""
     INSERT INTO {OUTBOX} (shop_id, topic, payload, created_at)
     SELECT %(shop)s, %(moved_topic)s, jsonb_build_object(
             'first', min(ch.id), 'last', max(ch.id), 'count', count(*),
+            'low', %(low)s::bigint, 'high', %(high)s::bigint,
             'reason', %(reason)s::text, 'at', %(now_iso)s::text),
         %(now)s
     FROM ch HAVING count(*) > 0
@@ -274,7 +275,8 @@ def _apply_here(compute: str, ladder_sql: str, params: dict) -> tuple[int, int]:
         cursor.execute("SET LOCAL work_mem = '256MB'")
         cursor.execute(f"DROP TABLE IF EXISTS {CALC}")
         cursor.execute(f"CREATE TEMP TABLE {CALC} AS {compute}", params)
-        up, down = _write(cursor, ladder_sql, CALC, params)
+        everyone = {**params, "low": 0, "high": MAX_ID}
+        up, down = _write(cursor, ladder_sql, CALC, everyone)
         cursor.execute(f"DROP TABLE {CALC}")
     return up, down
 
@@ -337,7 +339,9 @@ GROUP BY part ORDER BY 1
 
 # The `tier.changed` events of one `tiers.moved` event's changes, payloads as
 # tiers.services.events builds them. The changes are found by id range, and
-# by their reason and moment, which moves by purchases in between lack.
+# by their reason and moment, which moves by purchases in between lack, and
+# by the statement's members: the parts of one run share the moment and
+# commit at once, so their ids interleave.
 _EXPAND = f"""
 INSERT INTO {OUTBOX} (shop_id, topic, payload, created_at)
 SELECT ch.shop_id, %(topic)s, jsonb_build_object(
@@ -354,6 +358,7 @@ SELECT ch.shop_id, %(topic)s, jsonb_build_object(
   JOIN {TIERS} t ON t.shop_id = ch.shop_id AND t.id = ch.to_tier_id
   LEFT JOIN {TIERS} f ON f.shop_id = ch.shop_id AND f.id = ch.from_tier_id
  WHERE ch.shop_id = %(shop)s AND ch.id BETWEEN %(first)s AND %(last)s
+   AND ch.member_id >= %(low)s AND ch.member_id < %(high)s
    AND ch.reason = %(reason)s AND ch.created_at = %(at)s
  ORDER BY ch.id
 """
@@ -372,6 +377,8 @@ def emit_tier_changes(event) -> int:
                 "shop": event.shop_id,
                 "first": int(payload["first"]),
                 "last": int(payload["last"]),
+                "low": int(payload["low"]),
+                "high": int(payload["high"]),
                 "reason": payload["reason"],
                 "at": datetime.fromisoformat(payload["at"]),
             },
