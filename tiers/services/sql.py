@@ -42,7 +42,7 @@ from shops.models import OutboxEvent
 from shops.services.events.outbox import kick_relay
 from tiers.models import Basis, MemberTier, Tier, TierChange
 
-from .events import TIER_CHANGED, TIERS_MOVED, tier_brief
+from .events import TIER_CHANGED, TIERS_MOVED
 from .figures import ORDER_STATUSES, SPEND_STATUSES
 
 PURCHASES = Purchase._meta.db_table
@@ -57,10 +57,10 @@ ORDERS_IN = "(" + ", ".join(f"'{s}'" for s in ORDER_STATUSES) + ")"
 
 
 def ladder_cte(ladder, params: dict, name: str = "ladder", detail=None) -> str:
-    """`name(id, rank, min_spend, min_orders, tname, brief, detail)` as VALUES;
-    unsaved tiers (a proposal) get no id. `brief` is the tier as events show
-    it, `detail` what a TierChange to it records besides the figures (both
-    built once here rather than once per member)."""
+    """`name(id, rank, min_spend, min_orders, tname, detail)` as VALUES;
+    unsaved tiers (a proposal) get no id. `detail` is what a TierChange to it
+    records besides the figures (built once here rather than once per
+    member)."""
     rows = []
     for i, tier in enumerate(ladder):
         key = f"{name}_{i}"
@@ -69,7 +69,6 @@ def ladder_cte(ladder, params: dict, name: str = "ladder", detail=None) -> str:
         params[f"{key}_spend"] = tier.min_spend
         params[f"{key}_orders"] = int(tier.min_orders)
         params[f"{key}_name"] = tier.name
-        params[f"{key}_brief"] = json.dumps(tier_brief(tier))
         params[f"{key}_detail"] = json.dumps(
             {
                 **(detail or {}),
@@ -80,9 +79,9 @@ def ladder_cte(ladder, params: dict, name: str = "ladder", detail=None) -> str:
         rows.append(
             f"(%({key}_id)s::bigint, %({key}_rank)s::int, %({key}_spend)s::numeric, "
             f"%({key}_orders)s::bigint, %({key}_name)s::text, "
-            f"%({key}_brief)s::jsonb, %({key}_detail)s::jsonb)"
+            f"%({key}_detail)s::jsonb)"
         )
-    columns = "id, rank, min_spend, min_orders, tname, brief, detail"
+    columns = "id, rank, min_spend, min_orders, tname, detail"
     return f"{name}({columns}) AS (VALUES {', '.join(rows)})"
 
 
