@@ -365,8 +365,10 @@ SELECT ch.shop_id, %(topic)s, jsonb_build_object(
 
 def emit_tier_changes(event) -> int:
     """Consumer of `tiers.moved`: write the `tier.changed` event of each
-    change it names (in the consumer's transaction, so once); returns how
-    many."""
+    change it names; returns how many. Unlike most consumers it does its work
+    in the consumer's transaction rather than queueing it: one statement,
+    however many moves (8 s for a third of a million), and done under the
+    event's row lock it is done once."""
     payload = event.payload
     with connection.cursor() as cursor:
         cursor.execute(

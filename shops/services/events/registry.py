@@ -34,7 +34,9 @@ def register_event_consumer(topic: str, consumer: Callable) -> None:
     """Run `consumer(event)` once for every processed event of `topic` ("*": all).
 
     It runs in the consumer task's transaction, so it must be quick and must
-    queue slow work with `transaction.on_commit`; if it raises, the event is
+    queue slow work with `transaction.on_commit` (or, to be done exactly once,
+    be one set-based statement, as `tiers.services.sql.emit_tier_changes`
+    is); if it raises, the event is
     processed again later, so it must be safe to run twice.
     """
     if (topic, consumer) not in EVENT_CONSUMERS:
