@@ -7,6 +7,8 @@ parameters that must change per run (the member, the order number) become
 pgbench variables, ids returned by an INSERT and used later become `\\gset`
 variables, everything else stays a literal. pgbench then runs exactly the round
 trips the request runs, without Python: the floor under the request's cost.
+The request prepares its statements once per connection (`shops.rawsql`), so
+pgbench does too (`-M prepared`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from pathlib import Path
 
 from django.db import connection
 from harness import libpq_env
+
+from shops import rawsql
 
 
 @dataclass
@@ -46,6 +50,9 @@ def capture():
     def wrapper(execute, sql, params, many, context):
         inside = context["connection"].in_atomic_block
         result = execute(sql, params, many, context)
+        # A prepared statement's EXECUTE is written out as the statement:
+        # pgbench prepares it in turn (`-M prepared`).
+        sql, params = rawsql.unprepared(sql, params)
         kept = dict(params) if isinstance(params, dict) else tuple(params or ())
         statement = Statement(sql, kept, inside)
         raw = context["cursor"].cursor
@@ -207,6 +214,8 @@ def run_pgbench(
         command = [
             "pgbench",
             "-n",
+            "-M",
+            "prepared",
             "-c",
             str(clients),
             "-j",
@@ -252,5 +261,6 @@ def run_pgbench(
 def command_line(script: Path, *, clients: int, seconds: int, defines: dict) -> str:
     extra = " ".join(f"-D {k}={v}" for k, v in defines.items())
     return (
-        f"pgbench -n -c {clients} -j {min(clients, 2)} -T {seconds} -f {script} {extra}"
+        f"pgbench -n -M prepared -c {clients} -j {min(clients, 2)} -T {seconds} "
+        f"-f {script} {extra}"
     )

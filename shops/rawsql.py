@@ -9,6 +9,10 @@ look exactly like what `Model.objects.filter(...).first()` returns.
 
 from __future__ import annotations
 
+import hashlib
+import re
+
+from django.conf import settings
 from django.db import connection
 from django.db.models.sql import Query
 
@@ -46,7 +50,7 @@ def fetch_one(model, where: str, params: list):
     `where` must name the shop (`shop_id = %s`): nothing else scopes it.
     """
     with connection.cursor() as cursor:
-        cursor.execute(f"{select_from(model)} WHERE {where} LIMIT 1", params)
+        execute(cursor, f"{select_from(model)} WHERE {where} LIMIT 1", params)
         row = cursor.fetchone()
     return None if row is None else from_row(model, row)
 
@@ -125,7 +129,7 @@ def run_insert(instance, sql: str, params: list) -> bool:
     mark the instance saved with that id; False when no row came back (an
     `ON CONFLICT ... DO NOTHING` that wrote nothing)."""
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        execute(cursor, sql, params)
         row = cursor.fetchone()
     if row is None:
         return False
@@ -133,3 +137,93 @@ def run_insert(instance, sql: str, params: list) -> bool:
     instance._state.adding = False
     instance._state.db = connection.alias
     return True
+
+
+# Prepared statements (PostgreSQL). Planning a statement costs as much as
+# running it on the hot paths (a CTE of the settlement: 1.3 ms to plan, 0.3
+# ms to run), so each hand-written statement is prepared once per database
+# connection (`PREPARE`, on its first use there) and then only executed: the
+# server plans it from then on only when its generic plan would be worse.
+# A prepared statement outlives a rolled-back transaction and dies with its
+# connection, so the names prepared are kept per raw connection. Not for a
+# pooler in transaction mode (PgBouncer): `DATABASE_PREPARED_STATEMENTS=false`.
+_PLACEHOLDER = re.compile(r"%\((\w+)\)s|%s|%%")
+_STATEMENTS: dict[str, tuple[str, str, str, tuple[str, ...] | None]] = {}
+_BY_NAME: dict[str, str] = {}
+_EXECUTE = re.compile(r"EXECUTE (rs_[0-9a-f]+)")
+
+
+def _statement(sql: str):
+    """(name, PREPARE ..., EXECUTE ...(%s, ...), parameter names or None)."""
+    cached = _STATEMENTS.get(sql)
+    if cached is None:
+        names: list[str] = []
+        count = 0
+
+        def number(match) -> str:
+            nonlocal count
+            if match.group(0) == "%%":
+                return "%"
+            if match.group(1) is None:
+                count += 1
+                return f"${count}"
+            if match.group(1) not in names:
+                names.append(match.group(1))
+            return f"${names.index(match.group(1)) + 1}"
+
+        body = _PLACEHOLDER.sub(number, sql)
+        name = "rs_" + hashlib.blake2b(sql.encode(), digest_size=10).hexdigest()
+        arguments = ", ".join(["%s"] * (len(names) or count))
+        run = f"EXECUTE {name}({arguments})" if arguments else f"EXECUTE {name}"
+        cached = (name, f"PREPARE {name} AS {body}", run, tuple(names) or None)
+        _STATEMENTS[sql] = cached
+        _BY_NAME[name] = sql
+    return cached
+
+
+def _prepared_here() -> set[str]:
+    raw = connection.connection
+    known = getattr(connection, "_rawsql_prepared", None)
+    if known is None or known[0] is not raw:
+        known = (raw, set())
+        connection._rawsql_prepared = known
+    return known[1]
+
+
+def execute(cursor, sql: str, params=None) -> None:
+    """`cursor.execute(sql, params)`, as a prepared statement on PostgreSQL.
+
+    `sql` takes `%s` or `%(name)s` placeholders as usual; each one must have a
+    type PostgreSQL can infer from its place (a column it is compared with or
+    written to) or an explicit cast (`%s::timestamptz`). Statements are
+    prepared once per connection, outside the queries Django counts.
+    """
+    if connection.vendor != "postgresql" or not settings.DATABASE_PREPARED_STATEMENTS:
+        cursor.execute(sql, params)
+        return
+    name, prepare, run, names = _statement(sql)
+    known = _prepared_here()
+    if name not in known:
+        with connection.wrap_database_errors:
+            cursor.cursor.execute(prepare)
+        known.add(name)
+    if names is not None:
+        params = [params[key] for key in names]
+    cursor.execute(run, params)
+
+
+def statement_of(sql: str) -> str:
+    """The statement that an `EXECUTE rs_...(...)` ran, as written (with its
+    placeholders), for logs and tests; any other SQL as it is."""
+    match = _EXECUTE.match(sql)
+    return _BY_NAME.get(match.group(1), sql) if match else sql
+
+
+def unprepared(sql: str, params):
+    """(statement, parameters) as `execute` was called, from the EXECUTE it
+    sent (for the benchmark's capture); any other SQL unchanged."""
+    statement = statement_of(sql)
+    if statement is sql:
+        return sql, params
+    names = _STATEMENTS[statement][3]
+    return statement, dict(zip(names, params, strict=True)) if names else params

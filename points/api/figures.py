@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from members.models import Member
 from points.models import PointsAccount, PointsLot
+from shops import rawsql
 from shops.db import MAX_ID
 
 EXPIRING_DAYS = 30
@@ -119,7 +120,7 @@ def points_data(shop, member_id) -> dict:
         return account_data(member, account)
     start, end = expiring_window()
     with connection.cursor() as cursor:
-        cursor.execute(_POINTS_SQL, [start, end, shop.pk, member_id])
+        rawsql.execute(cursor, _POINTS_SQL, [start, end, shop.pk, member_id])
         row = cursor.fetchone()
     if row is None:  # no account yet
         if not Member.objects.filter(shop=shop, pk=member_id).exists():

@@ -71,7 +71,7 @@ def _read(shop):
         rules=EarningRule._meta.db_table,
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [shop.pk, shop.pk])
+        rawsql.execute(cursor, sql, [shop.pk, shop.pk])
         rows = cursor.fetchall()
     width = len(PointsPolicy._meta.concrete_fields)
     first = rows[0]

@@ -30,6 +30,7 @@ from rest_framework import status
 from rest_framework.exceptions import APIException
 from rest_framework.response import Response
 
+from shops import rawsql
 from shops.models import IdempotencyRecord
 from shops.tenancy import get_current_shop
 
@@ -168,7 +169,7 @@ _INSERT_RECORD = (
 
 def _recorded(*, key: str, endpoint: str) -> _Recorded | None:
     with connection.cursor() as cursor:
-        cursor.execute(_SELECT_RECORD, [get_current_shop().pk, key, endpoint])
+        rawsql.execute(cursor, _SELECT_RECORD, [get_current_shop().pk, key, endpoint])
         row = cursor.fetchone()
     if row is None:
         return None
@@ -182,7 +183,7 @@ def _record(*, shop, key: str, endpoint: str, fingerprint: str, response) -> Non
     params.append(field.get_db_prep_save(response.data, connection))
     params.append(connection.ops.adapt_datetimefield_value(timezone.now()))
     with connection.cursor() as cursor:
-        cursor.execute(_INSERT_RECORD, params)
+        rawsql.execute(cursor, _INSERT_RECORD, params)
 
 
 def _replay(record: _Recorded, fingerprint: str) -> Response:

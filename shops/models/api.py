@@ -40,7 +40,7 @@ class ApiKeyring(BaseAPIKeyManager):
                 "WHERE k.prefix = %s AND NOT k.revoked"
             )
         with connection.cursor() as cursor:
-            cursor.execute(self._sql, [key.partition(".")[0]])
+            rawsql.execute(cursor, self._sql, [key.partition(".")[0]])
             row = cursor.fetchone()
         if row is None:
             raise self.model.DoesNotExist("No usable key has this prefix.")

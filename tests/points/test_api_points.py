@@ -13,6 +13,7 @@ from rest_framework.test import APIClient
 
 from points.models import EntryKind, EntrySource, PointsAccount, PointsEntry, Redemption
 from points.services import ledger
+from shops import rawsql
 from shops.models import ApiKeyScope
 from shops.tenancy import shop_scope
 from tests.factories import StoreFactory, make_api_key
@@ -104,7 +105,8 @@ def test_the_balance_read_is_one_statement_after_the_key(api, member, on_postgre
 
     assert response.status_code == 200
     assert response.json()["balance"] == 10
-    points_queries = [q["sql"] for q in queries if "points_points" in q["sql"]]
+    statements = [rawsql.statement_of(q["sql"]) for q in queries]
+    points_queries = [sql for sql in statements if "points_points" in sql]
     # PostgreSQL: member, account and expiring lots in one statement (the
     # embedded SQLite reads the account and the lots apart).
     assert len(points_queries) == (1 if on_postgres else 2), points_queries

@@ -11,6 +11,7 @@ from rest_framework.test import APIClient
 
 from points.models import EntryKind, EntrySource, PointsAccount
 from points.services import ledger
+from shops import rawsql
 from shops.tenancy import shop_scope
 from tests.factories import make_api_key
 from tests.members.factories import MemberFactory
@@ -102,10 +103,11 @@ def test_the_points_part_reads_the_account_only_under_its_lock(api, member, ladd
         response = buy(api, member, "10.00", order="POS-2")
 
     assert response.status_code == 201
+    statements = [rawsql.statement_of(q["sql"]) for q in queries]
     reads = [
-        q["sql"]
-        for q in queries
-        if q["sql"].startswith("SELECT") and "points_pointsaccount" in q["sql"]
+        sql
+        for sql in statements
+        if sql.startswith("SELECT") and "points_pointsaccount" in sql
     ]
     # The ledger's own lock (FOR UPDATE); the response shows the account as
     # the credit left it, without reading it again. SQLite has no FOR UPDATE

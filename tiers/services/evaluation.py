@@ -93,10 +93,10 @@ SELECT
     st.manual_until, st.grace_until,
     CASE WHEN pol."window" IN ('rolling', 'calendar_year') THEN (
         SELECT ARRAY[COALESCE(SUM(p.paid_amount - p.refunded_amount), 0),
-                     COUNT(*) FILTER (WHERE p.status IN %(orders)s)]
+                     COUNT(*) FILTER (WHERE p.status = ANY(%(orders)s))]
         FROM {Purchase._meta.db_table} p
         WHERE p.shop_id = %(shop)s AND p.member_id = %(member)s
-            AND p.status IN %(spend)s AND p.occurred_at < %(upper)s
+            AND p.status = ANY(%(spend)s) AND p.occurred_at < %(upper)s
             AND p.occurred_at >= CASE WHEN pol."window" = 'calendar_year'
                 THEN %(year_start)s
                 ELSE ((%(tomorrow)s::date - make_interval(months => pol.window_months))
@@ -120,15 +120,15 @@ def _snapshot(shop, member, today):
     params = {
         "shop": shop.pk,
         "member": member.pk,
-        "orders": tuple(str(s) for s in ORDER_STATUSES),
-        "spend": tuple(str(s) for s in SPEND_STATUSES),
+        "orders": [str(s) for s in ORDER_STATUSES],
+        "spend": [str(s) for s in SPEND_STATUSES],
         "upper": midnight(shop, tomorrow),
         "year_start": midnight(shop, datetime.date(today.year, 1, 1)),
         "tomorrow": tomorrow,
         "tz": shop.time_zone,
     }
     with connection.cursor() as cursor:
-        cursor.execute(_SNAPSHOT_SQL, params)
+        rawsql.execute(cursor, _SNAPSHOT_SQL, params)
         row = cursor.fetchone()
     tiers, pol, st, figures = row[0], row[1:7], row[7:14], row[14]
     if not tiers:

@@ -16,6 +16,7 @@ from members.models import (
     Purchase,
 )
 from members.models.purchase import COUNTED_STATUSES
+from shops import rawsql
 from shops.services.events import emit_event
 
 from .checks import CENT, FIGURES, MemberNotFound
@@ -36,9 +37,12 @@ def _update_member(member: Member, **values) -> None:
     _run_returning(member, sql, params)
 
 
-def _run_returning(member: Member, sql: str, params) -> None:
+def _run_returning(member: Member, sql: str, params, *, prepared=False) -> None:
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        if prepared:  # a statement of ours (the ORM's are not prepared)
+            rawsql.execute(cursor, sql, params)
+        else:
+            cursor.execute(sql, params)
         row = cursor.fetchone()
     if row is None:
         raise MemberNotFound()
@@ -77,7 +81,7 @@ def _count_purchase(purchase: Purchase) -> None:
     at = connection.ops.adapt_datetimefield_value(purchase.occurred_at)
     member = purchase.member
     params = [purchase.paid_amount, at, at, at, at, purchase.shop_id, member.pk]
-    _run_returning(member, sql, params)
+    _run_returning(member, sql, params, prepared=True)
     emit_event(shop=purchase.shop, topic=PURCHASE_COMPLETED, payload=_payload(purchase))
 
 
