@@ -232,3 +232,30 @@ def test_when_the_relay_cannot_be_queued_the_next_commit_tries_again(
 
     assert kicked == [1, 1]
     assert pending(shop).count() == 2  # beat's relay hands them over later
+
+
+def test_a_transaction_with_several_events_asks_for_one_relay_run(
+    shop, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks() as callbacks, transaction.atomic():
+        for _ in range(3):
+            emit_event(shop=shop, topic="webhook.test", payload={})
+
+    assert callbacks.count(events.outbox.request_relay) == 1
+    assert pending(shop).count() == 3
+
+
+def test_the_relay_is_still_asked_for_when_the_savepoint_that_asked_rolls_back(
+    shop, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks() as callbacks, transaction.atomic():
+        with transaction.atomic():
+            emit_event(shop=shop, topic="webhook.test", payload={"gone": True})
+            transaction.set_rollback(True)
+        emit_event(shop=shop, topic="webhook.test", payload={"kept": True})
+
+    kept = [c for c in callbacks if c is events.outbox.request_relay]
+    # Django dropped the rolled-back savepoint's callback; the second event
+    # asked again.
+    assert len(kept) >= 1
+    assert [e.payload for e in pending(shop)] == [{"kept": True}]

@@ -15,7 +15,7 @@ from points.models import (
 )
 from points.services import rules
 from shops import rawsql
-from shops.services.events.outbox import request_relay
+from shops.services.events.outbox import relay_after_commit
 
 from .accounts import _refresh_pending, _save_account, account_for
 from .entries import (
@@ -195,7 +195,7 @@ def _write_credit(account, entry, lot, shop) -> bool:
         return False
     # The outbox row was written above: hand it over after the commit, as
     # emit_event does.
-    transaction.on_commit(request_relay, robust=True)
+    relay_after_commit()
     return True
 
 
