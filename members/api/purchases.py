@@ -28,10 +28,9 @@ from members.filters import IsoDateTimeFilter
 from members.models import Purchase, PurchaseChannel, PurchaseStatus
 from members.selectors.purchases import (
     MEMBER_KEYS,
-    member_for_purchase,
+    member_and_store_for_purchase,
     purchase_with_details,
     refunds_of,
-    store_by,
 )
 from members.services import purchases as purchase_services
 from shops.api.idempotency import idempotent
@@ -224,9 +223,10 @@ class PurchaseViewSet(
                 "Give exactly one of member_id, member_code, member_external_id."
             )
             raise ValidationError({key: message for key in MEMBER_KEYS})
-        member = member_for_purchase(**{named[0]: data[named[0]]})
-        store = store_by(
-            store_id=data.get("store_id"), store_code=data.get("store_code")
+        member, store = member_and_store_for_purchase(
+            store_id=data.get("store_id"),
+            store_code=data.get("store_code"),
+            **{named[0]: data[named[0]]},
         )
         occurred_at = data.get("occurred_at")
         if occurred_at is not None:

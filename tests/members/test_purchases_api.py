@@ -302,15 +302,49 @@ def test_a_completed_post_stays_lean(api, member, django_assert_max_num_queries)
         "lines": [{"name": "Tea", "quantity": 1, "unit_price": "10"}],
     }
 
-    # key, member, store, savepoint (the test runs inside a transaction),
-    # purchase, lines, member UPDATE, outbox, the tier snapshot, the points
-    # policy and rules, release, and the member's points account for the
-    # answer; the idempotency record
-    with django_assert_max_num_queries(14):
+    # key, the member with its store, savepoint (the test runs inside a
+    # transaction), purchase, lines, member UPDATE, outbox, the tier snapshot,
+    # the points policy and rules, release, and the member's points account
+    # for the answer; the idempotency record
+    with django_assert_max_num_queries(13):
         response = post(api, body)
 
     assert response.status_code == 201
     assert store.pk == response.json()["store_id"]
+
+
+@pytest.mark.parametrize(
+    ("store_key", "value"),
+    [
+        ("store_code", "NOPE"),
+        ("store_code", "OTHER"),  # another shop's store
+        ("store_id", 10**12),
+        ("store_id", "seven"),
+    ],
+)
+def test_a_store_the_shop_does_not_have_is_refused_and_nothing_is_written(
+    api, shop, other_shop, member, store_key, value
+):
+    StoreFactory(shop=other_shop, code="OTHER")
+    body = {"member_id": member.pk, "external_order_id": "S-1", "amount": "9"}
+
+    response = post(api, {**body, store_key: value})
+
+    assert response.status_code == 400
+    assert store_key in response.json()["error"]["fields"], response.json()
+    assert purchases(shop) == []
+    assert figures(member) == (Decimal("0.00"), 0)
+
+
+def test_a_missing_member_is_a_404_whatever_the_store(api, shop):
+    store = StoreFactory(shop=shop, code="SH01")
+    for store_key, value in [("store_id", store.pk), ("store_code", "NOPE")]:
+        body = {"member_id": 10**12, "external_order_id": "S", "amount": "9"}
+
+        response = post(api, {**body, store_key: value})
+
+        assert response.status_code == 404, store_key
+    assert purchases(shop) == []
 
 
 def test_webhook_events_are_emitted_once(api, shop, member):
