@@ -13,7 +13,7 @@ import hashlib
 import re
 
 from django.conf import settings
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.models.sql import Query
 
 _SELECTS: dict[type, str] = {}
@@ -32,13 +32,13 @@ def select_from(model) -> str:
     return sql
 
 
-def _converters(model) -> dict:
-    key = (model, connection.vendor)
+def _converters(model, db) -> dict:
+    key = (model, db.vendor)
     converters = _CONVERTERS.get(key)
     if converters is None:
         table = model._meta.db_table
         columns = [f.get_col(table) for f in model._meta.concrete_fields]
-        compiler = Query(model).get_compiler(connection=connection)
+        compiler = Query(model).get_compiler(connection=db)
         converters = compiler.get_converters(columns)
         _CONVERTERS[key] = converters
     return converters
@@ -65,15 +65,18 @@ def columns_of(model, alias: str) -> str:
 def from_row(model, row):
     """A model instance from a row of its concrete columns (in field order),
     through the ORM's converters, as a queryset would build it."""
-    converters = _converters(model)
+    # The connection itself, not the `connection` proxy: every attribute of
+    # the proxy is a thread-local lookup, and these run a dozen times a sale.
+    db = connections[DEFAULT_DB_ALIAS]
+    converters = _converters(model, db)
     if converters:
         row = list(row)
         for pos, (functions, expression) in converters.items():
             value = row[pos]
             for function in functions:
-                value = function(value, expression, connection)
+                value = function(value, expression, db)
             row[pos] = value
-    return model.from_db(connection.alias, None, row)
+    return model.from_db(db.alias, None, row)
 
 
 _INSERTS: dict[tuple, tuple[str, list]] = {}
@@ -118,9 +121,9 @@ def insert(instance, *, unless_exists: tuple[str, ...] = ()) -> bool:
 def insert_params(instance, fields) -> list:
     """The values of `fields` of a new `instance` as `save()` would write them
     (defaults and `auto_now_add` applied), ready to be query parameters."""
+    db = connections[DEFAULT_DB_ALIAS]
     return [
-        f.get_db_prep_save(f.pre_save(instance, True), connection=connection)
-        for f in fields
+        f.get_db_prep_save(f.pre_save(instance, True), connection=db) for f in fields
     ]
 
 
@@ -135,7 +138,7 @@ def run_insert(instance, sql: str, params: list) -> bool:
         return False
     instance.pk = row[0]
     instance._state.adding = False
-    instance._state.db = connection.alias
+    instance._state.db = DEFAULT_DB_ALIAS
     return True
 
 
@@ -181,12 +184,12 @@ def _statement(sql: str):
     return cached
 
 
-def _prepared_here() -> set[str]:
-    raw = connection.connection
-    known = getattr(connection, "_rawsql_prepared", None)
+def _prepared_here(db) -> set[str]:
+    raw = db.connection
+    known = getattr(db, "_rawsql_prepared", None)
     if known is None or known[0] is not raw:
         known = (raw, set())
-        connection._rawsql_prepared = known
+        db._rawsql_prepared = known
     return known[1]
 
 
@@ -198,13 +201,14 @@ def execute(cursor, sql: str, params=None) -> None:
     written to) or an explicit cast (`%s::timestamptz`). Statements are
     prepared once per connection, outside the queries Django counts.
     """
-    if connection.vendor != "postgresql" or not settings.DATABASE_PREPARED_STATEMENTS:
+    db = cursor.db  # the connection itself (see `from_row`)
+    if db.vendor != "postgresql" or not settings.DATABASE_PREPARED_STATEMENTS:
         cursor.execute(sql, params)
         return
     name, prepare, run, names = _statement(sql)
-    known = _prepared_here()
+    known = _prepared_here(db)
     if name not in known:
-        with connection.wrap_database_errors:
+        with db.wrap_database_errors:
             cursor.cursor.execute(prepare)
         known.add(name)
     if names is not None:
