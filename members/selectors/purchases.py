@@ -54,7 +54,10 @@ def member_for_purchase(**member_keys) -> Member:
     One indexed query (each key is unique in the shop); `MemberNotFound` (404)
     when none matches, so another shop's member looks like a missing one.
     """
-    column, value = _member_key(**member_keys)
+    return _member_by(*_member_key(**member_keys))
+
+
+def _member_by(column: str, value) -> Member:
     # Raw SQL (the POS's hot path, see shops.rawsql) is outside the tenancy
     # guard: the current shop's id is named here explicitly.
     member = fetch_one(
@@ -106,7 +109,7 @@ def member_and_store_for_purchase(
     column, value = _member_key(**member_keys)
     key = _store_key(store_id=store_id, store_code=store_code)
     if key is None or key[1] is None:
-        member = member_for_purchase(**member_keys)
+        member = _member_by(column, value)
         return member, store_by(store_id=store_id, store_code=store_code)
     field, store_column, store_value = key
     sql = _MEMBER_AND_STORE.get((column, store_column))
