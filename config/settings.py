@@ -77,6 +77,15 @@ MIDDLEWARE = [
     "shops.language.ShopLanguageMiddleware",
 ]
 
+# Requests under /api/ (authenticated by key, never by session) pass through
+# these only (config/wsgi.py); each is also in MIDDLEWARE, in the same order.
+API_MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
 ASGI_APPLICATION = "config.asgi.application"
