@@ -57,3 +57,12 @@ def _no_relay_requested():
     from shops.services.events.outbox import relay_started
 
     relay_started()
+
+
+@pytest.fixture(autouse=True)
+def _no_points_rules_cached():
+    """Each test reads its shop's points rules afresh: a rolled-back test's
+    shop id can come again on SQLite, and the cache is per process."""
+    from points.services.rules import forget_all
+
+    forget_all()

@@ -14,14 +14,6 @@ from .forms import EarningRuleForm, PointsPolicyForm
 from .liability import LiabilityReportLink
 
 
-def _forget_cached_rules(shop) -> None:
-    """Earning caches the shop's rules and policy for a few seconds on the
-    shop instance; drop them, so this request sees the change at once."""
-    from points.services.rules import forget_cached
-
-    forget_cached(shop)
-
-
 @admin.register(PointsPolicy)
 class PointsPolicyAdmin(LiabilityReportLink, ShopScopedAdmin):
     form = PointsPolicyForm
@@ -75,10 +67,6 @@ class PointsPolicyAdmin(LiabilityReportLink, ShopScopedAdmin):
                 return redirect("admin:points_pointspolicy_add")
         return super().changelist_view(request, extra_context)
 
-    def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
-        _forget_cached_rules(request.shop)
-
 
 @admin.register(EarningRule)
 class EarningRuleAdmin(ShopScopedAdmin):
@@ -96,11 +84,3 @@ class EarningRuleAdmin(ShopScopedAdmin):
     )
     list_filter = ("is_active",)
     filter_horizontal = ()
-
-    def save_related(self, request, form, formsets, change):
-        super().save_related(request, form, formsets, change)
-        _forget_cached_rules(request.shop)
-
-    def delete_model(self, request, obj):
-        super().delete_model(request, obj)
-        _forget_cached_rules(request.shop)

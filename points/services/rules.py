@@ -1,9 +1,12 @@
 """The shop's points policy and earning rules as the services read them.
 
 `policy_for(shop)` and `rules_for(shop)` are read on every completed purchase,
-so they are cached on the shop instance for a few seconds (a request's shop,
-or a task's): a rule edited in the admin applies within `CACHE_SECONDS`.
-A shop without a saved policy uses the model's defaults (not saved).
+so each process keeps them per shop for a few seconds: saving or deleting a
+policy, a rule or a rule's excluded stores drops the shop's entry in the
+process that saved it, and every other process (the other web workers, the
+Celery workers) reads the change within `CACHE_SECONDS`. A shop without a
+saved policy uses the model's defaults (not saved). The cached instances are
+shared by the process's threads: read them, never change them.
 """
 
 from __future__ import annotations
@@ -13,13 +16,16 @@ import time
 from datetime import datetime, timedelta
 
 from django.db import connection
+from django.db.models.signals import m2m_changed, post_delete, post_save
+from django.dispatch import receiver
 from django.utils import timezone
 
 from points.models import EarningRule, ExpiryMode, PointsPolicy
 from shops import rawsql
 
 CACHE_SECONDS = 5.0
-_ATTR = "_points_rules_cache"
+# shop id -> (time read, (policy, rules)); a dict's get and set are atomic.
+_cache: dict[int, tuple[float, tuple]] = {}
 
 
 def policy_for(shop, *, cached: bool = True) -> PointsPolicy:
@@ -33,8 +39,25 @@ def rules_for(shop, *, cached: bool = True) -> dict[str, EarningRule]:
 
 
 def forget_cached(shop) -> None:
-    """Drop the cached policy and rules of this shop instance."""
-    shop.__dict__.pop(_ATTR, None)
+    """Drop this process's cached policy and rules of the shop."""
+    _cache.pop(shop.pk, None)
+
+
+def forget_all() -> None:
+    """Drop every shop's cached policy and rules in this process."""
+    _cache.clear()
+
+
+@receiver([post_save, post_delete], sender=PointsPolicy)
+@receiver([post_save, post_delete], sender=EarningRule)
+def _changed(sender, instance, **kwargs) -> None:
+    _cache.pop(instance.shop_id, None)
+
+
+@receiver(m2m_changed, sender=EarningRule.excluded_stores.through)
+def _stores_changed(sender, instance, **kwargs) -> None:
+    # `instance` is the rule, or a store when changed from the store's side.
+    _cache.pop(instance.shop_id, None)
 
 
 # The policy, the active rules and each rule's excluded stores in ONE
@@ -55,12 +78,12 @@ _RULES_SQL = (
 
 def _cached(shop, cached: bool):
     now = time.monotonic()
-    entry = shop.__dict__.get(_ATTR) if cached else None
+    entry = _cache.get(shop.pk) if cached else None
     if entry is not None and now - entry[0] < CACHE_SECONDS:
         return entry[1]
     read = _read if connection.vendor == "postgresql" else _read_portably
     value = read(shop)
-    shop.__dict__[_ATTR] = (now, value)
+    _cache[shop.pk] = (now, value)
     return value
 
 
@@ -76,7 +99,8 @@ def _read(shop):
     width = len(PointsPolicy._meta.concrete_fields)
     first = rows[0]
     if first[0] is None:
-        policy = PointsPolicy(shop=shop)
+        # By id: a cached instance must not hold on to this request's shop.
+        policy = PointsPolicy(shop_id=shop.pk)
     else:
         policy = rawsql.from_row(PointsPolicy, first[:width])
     rules = {}
@@ -94,7 +118,7 @@ def _read_portably(shop):
     """The same as `_read` through the ORM (SQLite: no LATERAL, no ARRAY)."""
     policy = PointsPolicy.objects.unscoped().filter(shop_id=shop.pk).first()
     if policy is None:
-        policy = PointsPolicy(shop=shop)
+        policy = PointsPolicy(shop_id=shop.pk)
     rules = {
         rule.kind: rule
         for rule in EarningRule.objects.unscoped().filter(
