@@ -5,13 +5,16 @@
         def create(self, request, *args, **kwargs): ...
 
 The record is per (shop, key, endpoint "METHOD path") and holds a fingerprint
-of the request body. A known key is replayed without running the handler;
-otherwise the handler runs and its response is recorded last, in the same
-transaction as its writes (two statements on the happy path: the lookup and
-the insert). A concurrent request with the same key waits on the unique index
-until the first one commits, then fails, rolls its work back and replays the
-first. A non-2xx response or an exception rolls everything back, so a failed
-request stores nothing and can be retried with the same key.
+of the request body. The handler runs and its response is recorded last, in
+the same transaction as its writes: one statement on the happy path, the
+insert. A key already recorded makes that insert fail (a concurrent request
+with the same key waits on the unique index until the first one commits):
+the handler's work rolls back and the first response is replayed, or a 422
+when the body differs. So a retry runs the handler once more and keeps
+nothing of it; handlers queue their tasks after the commit, never before.
+A non-2xx response or an exception rolls everything back and, unless the key
+was recorded by an earlier request, is answered as it is: a failed request
+stores nothing and can be retried with the same key.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from datetime import timedelta
 from typing import NamedTuple
 
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from rest_framework import status
@@ -112,9 +115,6 @@ def _run_once(*, key: str, request, call) -> Response:
     shop = get_current_shop()
     endpoint = endpoint_of(request)
     fingerprint = fingerprint_of(request.data)
-    existing = _recorded(key=key, endpoint=endpoint)
-    if existing is not None:
-        return _replay(existing, fingerprint)
     try:
         with transaction.atomic():
             response = call()
@@ -132,14 +132,17 @@ def _run_once(*, key: str, request, call) -> Response:
             else:
                 # Nothing of a refused request is kept.
                 transaction.set_rollback(True)
-    except IntegrityError:
+    except Exception:
+        # The key recorded (the insert failed), or a retry refused now where the
+        # first request went through (its order number taken, the stock gone):
+        # answer as the first request was answered.
         existing = _recorded(key=key, endpoint=endpoint)
         if existing is None:
             raise
         return _replay(existing, fingerprint)
     if not status.is_success(response.status_code):
-        # Refused because a concurrent request with this key got there first
-        # (e.g. the same order number)? Then answer as that request did.
+        # Refused because a request with this key got there first (e.g. the
+        # same order number)? Then answer as that request did.
         existing = _recorded(key=key, endpoint=endpoint)
         if existing is not None:
             return _replay(existing, fingerprint)

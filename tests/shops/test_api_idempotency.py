@@ -5,6 +5,7 @@ import time
 from datetime import timedelta
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -57,6 +58,25 @@ def test_the_same_key_with_another_body_is_422(shop):
 
     assert response.status_code == 422
     assert response.json()["error"]["code"] == "idempotency_key_reused"
+    assert endpoints().count() == 1
+
+
+@pytest.mark.django_db
+def test_a_retry_refused_now_gets_the_first_answer(shop, monkeypatch):
+    api = client_for(shop)
+    first = post(api, BODY)
+
+    def refuse(**kwargs):
+        raise ValidationError({"url": "No more endpoints."})
+
+    # Whatever would refuse the request now (a limit reached, stock gone),
+    # the retry of a request that went through is answered as it was.
+    monkeypatch.setattr(webhooks, "register_webhook_endpoint", refuse)
+    again = post(api, BODY)
+
+    assert again.status_code == 201
+    assert again.json() == first.json()
+    assert again["Idempotent-Replayed"] == "true"
     assert endpoints().count() == 1
 
 
