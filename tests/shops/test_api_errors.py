@@ -6,6 +6,7 @@ from django.test import override_settings
 from rest_framework.settings import api_settings
 from rest_framework.test import APIClient
 
+from shops.api import throttling
 from tests.factories import StoreFactory, make_api_key
 
 pytestmark = pytest.mark.django_db
@@ -159,4 +160,42 @@ def test_the_throttle_counts_per_key(api, shop):
 
     assert throttled.status_code == 429
     assert fresh.status_code == 200
+    cache.clear()
+
+
+def busy_key(shop, rate, monkeypatch):
+    """A till's key at `rate` in one fixed minute: (client, counter key, settings)."""
+    cache.clear()
+    throttling._taken.clear()
+    monkeypatch.setattr(throttling.time, "time", lambda: 60 * 29_000_000 + 1.0)
+    key, plain = make_api_key(shop=shop, name="Till")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {plain}")
+    rates = {**api_settings.DEFAULT_THROTTLE_RATES, "api_key": rate}
+    rest = {**api_settings.user_settings, "DEFAULT_THROTTLE_RATES": rates}
+    return client, f"throttle:api_key:{key.prefix}:29000000", rest
+
+
+def test_a_busy_key_counts_its_requests_ten_at_a_time(shop, monkeypatch):
+    till, counter, rest = busy_key(shop, "10000/min", monkeypatch)
+
+    with override_settings(REST_FRAMEWORK=rest):
+        statuses = {till.get("/api/v1/shop").status_code for _ in range(25)}
+
+    assert statuses == {200}
+    # Three round trips to the counter, not 25; the last five are this
+    # process's to use in the minute.
+    assert cache.get(counter) == 30
+    cache.clear()
+
+
+def test_processes_together_never_admit_more_than_the_rate(shop, monkeypatch):
+    till, counter, rest = busy_key(shop, "1000/min", monkeypatch)
+    # Other processes took 995 of the minute's 1,000.
+    cache.set(counter, 995, timeout=120)
+
+    with override_settings(REST_FRAMEWORK=rest):
+        statuses = [till.get("/api/v1/shop").status_code for _ in range(7)]
+
+    assert statuses == [200] * 5 + [429] * 2
     cache.clear()
