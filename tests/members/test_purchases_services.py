@@ -125,7 +125,15 @@ def test_a_completed_purchase_counts_in_the_members_figures(buy, member):
     # The caller's member object carries the new figures too
     assert (member.total_spent, member.order_count) == (Decimal("140.00"), 2)
     assert second.lines.get().line_total == Decimal("50")
-    assert len(events("purchase.completed")) == 2
+    # Each event carries the member's figures as that purchase left them.
+    assert [
+        (e.payload["member"]["total_spent"], e.payload["member"]["order_count"])
+        for e in events("purchase.completed")
+    ] == [("90.00", 1), ("140.00", 2)]
+    assert [e.payload["purchase"]["id"] for e in events("purchase.completed")] == [
+        first.pk,
+        second.pk,
+    ]
 
 
 def test_a_pending_purchase_counts_only_once_completed(buy, member):
