@@ -85,6 +85,19 @@ def test_a_purchase_crossing_the_spend_threshold_moves_the_member_up(
     assert detail["window"] == "lifetime"
 
 
+def test_a_threshold_changed_applies_to_the_next_purchase(till, ladder, member):
+    till.buy(member, "600")  # the ladder as it was is read (and kept)
+    senior = next(tier for tier in ladder if tier.name == "Senior")
+    senior.min_spend = Decimal("500")
+    senior.name = "Silver"
+    senior.save()
+
+    till.buy(member, "10")
+
+    assert tier_of(member).name == "Silver"
+    assert changes(member) == [("Normal", "Silver", "purchase")]
+
+
 def test_a_big_purchase_jumps_straight_to_the_highest_tier_met(till, ladder, member):
     till.buy(member, "6000")
     assert tier_of(member).name == "VIP"

@@ -11,6 +11,7 @@ figures come from the member row the settlement just updated.
 from __future__ import annotations
 
 import datetime
+import json
 from decimal import Decimal
 from types import SimpleNamespace
 
@@ -85,7 +86,7 @@ SELECT
             'tr', t.name_translations, 'rank', t.rank,
             'spend', t.min_spend::text, 'orders', t.min_orders,
             'colour', t.colour, 'mult', t.points_multiplier::text,
-            'discount', t.discount_percent::text) ORDER BY t.rank)
+            'discount', t.discount_percent::text) ORDER BY t.rank)::text
      FROM {Tier._meta.db_table} t WHERE t.shop_id = %(shop)s),
     pol.id, pol.basis, pol."window", pol.window_months, pol.downgrade,
     pol.grace_days,
@@ -104,6 +105,40 @@ SELECT
     ) END
 FROM (SELECT 1) AS one LEFT JOIN pol ON TRUE LEFT JOIN st ON TRUE
 """  # noqa: S608
+
+
+# A ladder's Tier instances by the ladder's JSON text, which names every tier
+# by id: a shop's ladder rarely changes and every purchase reads it, so each
+# process builds it once per version. Shared by the process's threads (and by
+# `tier_of(member)` callers): read them, never change them.
+_LADDERS: dict[str, list[Tier]] = {}
+_LADDERS_KEPT = 512
+
+
+def _ladder_from(text: str, shop_id: int) -> list[Tier]:
+    ladder = _LADDERS.get(text)
+    if ladder is not None:
+        return ladder
+    ladder = []
+    for t in json.loads(text):
+        tier = Tier(
+            id=t["id"],
+            shop_id=shop_id,
+            name=t["name"],
+            name_translations=t["tr"] or {},
+            rank=t["rank"],
+            min_spend=Decimal(t["spend"]),
+            min_orders=t["orders"],
+            colour=t["colour"],
+            points_multiplier=Decimal(t["mult"]),
+            discount_percent=Decimal(t["discount"]),
+        )
+        tier._state.adding = False
+        ladder.append(tier)
+    if len(_LADDERS) >= _LADDERS_KEPT:
+        _LADDERS.clear()
+    _LADDERS[text] = ladder
+    return ladder
 
 
 def _snapshot(shop, member, today):
@@ -133,22 +168,7 @@ def _snapshot(shop, member, today):
     tiers, pol, st, figures = row[0], row[1:7], row[7:14], row[14]
     if not tiers:
         return [], None, None, None
-    ladder = []
-    for t in tiers:
-        tier = Tier(
-            id=t["id"],
-            shop_id=shop.pk,
-            name=t["name"],
-            name_translations=t["tr"] or {},
-            rank=t["rank"],
-            min_spend=Decimal(t["spend"]),
-            min_orders=t["orders"],
-            colour=t["colour"],
-            points_multiplier=Decimal(t["mult"]),
-            discount_percent=Decimal(t["discount"]),
-        )
-        tier._state.adding = False
-        ladder.append(tier)
+    ladder = _ladder_from(tiers, shop.pk)
     if pol[0] is None:
         policy = policy_of(shop)  # created once, with the defaults
     else:
