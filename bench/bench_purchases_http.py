@@ -229,6 +229,15 @@ def repair_accounts(shop, after_entry: int) -> int:
         return cursor.rowcount
 
 
+def checkpoint() -> None:
+    """Write every dirty page out before a measured phase, so neither phase
+    pays for the other's writes (pgbench's 20 s leave about a gigabyte of WAL
+    behind: the checkpoint it forces would land in the middle of wrk's run)."""
+    with connection.cursor() as cursor:
+        cursor.execute("CHECKPOINT")
+    connection.close()
+
+
 def lua_script(plain: str, member_ids: list[int], store_id: int, run: str) -> str:
     template = json.dumps(purchase_body(987654321987, "ORDERPLACEHOLDER", store_id))
     template = template.replace("%", "%%")
@@ -331,12 +340,14 @@ def main() -> None:
         connection.close()
         flush_bench_redis()
         entries_before = last_entry_id(shop)
+        checkpoint()
         pg = run_pgbench(SCRIPT, clients=CLIENTS, seconds=secs, defines=defines)
         repaired = repair_accounts(shop, entries_before)
         connection.close()
         pg_timing = timing_from_ms("pgbench", pg.latencies_ms)
 
         lua = lua_script(plain, member_ids, store_id, run)
+        checkpoint()
         with gunicorn() as base:
             # Warm-up: every worker's first requests import and connect.
             run_wrk(
