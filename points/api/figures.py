@@ -25,6 +25,8 @@ def account_and_member(member_id: int) -> tuple[Member, PointsAccount | None]:
 
     One statement when the member has an account (the account row joined to
     its member), two when not (then the member is looked up alone)."""
+    if not 0 < member_id <= MAX_ID:  # beyond bigint: nobody's id (SQLite: overflow)
+        raise Http404
     account = (
         PointsAccount.objects.select_related("member")
         .filter(member_id=member_id)

@@ -112,8 +112,9 @@ def test_the_balance_read_is_one_statement_after_the_key(api, member, on_postgre
     assert len(points_queries) == (1 if on_postgres else 2), points_queries
 
 
-def test_a_member_id_beyond_bigint_is_a_404(api):
-    response = api.get(f"/api/v1/members/{2**70}/points")
+@pytest.mark.parametrize("part", ["points", "points/entries", "points/lots"])
+def test_a_member_id_beyond_bigint_is_a_404(api, part):
+    response = api.get(f"/api/v1/members/{2**70}/{part}")
 
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "not_found"
