@@ -23,7 +23,7 @@ from tiers.models import (
     TierChangeReason,
     TierRecalculation,
 )
-from tiers.services import periods, recalculation
+from tiers.services import periods, recalculation, sql
 from tiers.services.figures import local_today
 
 logger = logging.getLogger(__name__)
@@ -86,7 +86,11 @@ STALE_AFTER = timedelta(minutes=30)
 def recalculate_everywhere() -> int:
     """One nightly recalculation per shop with a ladder; a shop already
     recalculated (or being recalculated) for its today is skipped. Queued
-    recalculations whose message was lost are queued again."""
+    recalculations whose message was lost are queued again, and the work
+    tables of runs whose worker was killed are dropped."""
+    dropped = sql.drop_leftover_tables()
+    if dropped:
+        logger.warning("Dropped work tables of killed recalculations: %s", dropped)
     stale = TierRecalculation.objects.unscoped().filter(
         status=RecalculationStatus.QUEUED,
         created_at__lt=timezone.now() - STALE_AFTER,

@@ -103,3 +103,31 @@ def test_a_recalculation_whose_message_was_lost_is_queued_again(
 
     assert queued == [lost.pk]
     assert fresh.pk not in queued
+
+
+@pytest.mark.postgres
+def test_the_nightly_run_drops_work_tables_a_killed_recalculation_left(
+    shop, ladder, monkeypatch
+):
+    import time
+
+    from django.db import connection
+
+    from tiers.services.sql import CALC
+
+    now = int(time.time())
+    left = [f"{CALC}_{now - 3 * 3600}_0123456789ab", f"{CALC}_{'ab' * 16}"]
+    running = f"{CALC}_{now - 60}_ba9876543210"
+    with connection.cursor() as cursor:
+        for name in [*left, running]:
+            cursor.execute(f'CREATE UNLOGGED TABLE "{name}" (member_id bigint)')
+    monkeypatch.setattr(tasks.recalculation, "start_recalculation", lambda **kw: None)
+
+    tasks.recalculate_everywhere()
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT relname FROM pg_class WHERE relname LIKE 'tiers_recalc_calc_%'"
+        )
+        remaining = [row[0] for row in cursor.fetchall()]
+    assert remaining == [running]  # a run still going keeps its table

@@ -29,8 +29,10 @@ commit in any case.
 from __future__ import annotations
 
 import json
+import re
+import time
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 
 from django.db import connection, transaction
@@ -284,8 +286,10 @@ def _apply_in_parts(
     compute: str, ladder_sql: str, params: dict, workers: int
 ) -> tuple[int, int]:
     # A table every connection sees (a temporary one is its connection's
-    # own); unlogged, as it lives for this run only.
-    table = f"{CALC}_{uuid.uuid4().hex}"
+    # own); unlogged, as it lives for this run only. Its name holds when it
+    # was made, so that one left by a worker killed mid-run is dropped later
+    # (`drop_leftover_tables`).
+    table = f"{CALC}_{int(time.time())}_{uuid.uuid4().hex[:12]}"
     try:
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute("SET LOCAL work_mem = '256MB'")
@@ -323,6 +327,35 @@ def _write(cursor, ladder_sql: str, calc: str, params: dict) -> tuple[int, int]:
 
 
 CALC = "tiers_recalc_calc"
+_LEFTOVER = re.compile(rf"^{CALC}_(?:(\d+)_)?[0-9a-f]+$")
+# Far longer than a recalculation may run (its task's limit is 25 minutes).
+LEFTOVER_AFTER = timedelta(hours=2)
+
+
+def drop_leftover_tables(*, older_than: timedelta = LEFTOVER_AFTER) -> list[str]:
+    """Drop the work tables of recalculations that never reached their
+    `finally` (the worker was killed): a million rows each, kept for good
+    otherwise. A name without its time is from before names held one."""
+    if connection.vendor != "postgresql":
+        return []
+    cutoff = time.time() - older_than.total_seconds()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT relname FROM pg_class WHERE relkind = 'r' "
+            "AND relnamespace = current_schema()::regnamespace "
+            "AND relname LIKE %s",
+            [CALC.replace("_", r"\_") + r"\_%"],
+        )
+        names = [row[0] for row in cursor.fetchall()]
+        dropped = []
+        for name in names:
+            match = _LEFTOVER.match(name)
+            if match and (match.group(1) is None or int(match.group(1)) < cutoff):
+                cursor.execute(f'DROP TABLE IF EXISTS "{name}"')
+                dropped.append(name)
+    return dropped
+
+
 # Connections writing movers at once: one per CPU of the database server is
 # the most that helps (measured on 2 CPUs in bench/bench_tiers.py).
 WORKERS = 2
