@@ -165,8 +165,12 @@ def test_each_parts_event_fans_out_only_its_own_members_moves(shop):
             },
         )  # fmt: skip
 
-    for event in OutboxEvent.objects.unscoped().filter(topic=TIERS_MOVED):
-        assert process_outbox_event(event_id=event.pk) is True
+    moved = OutboxEvent.objects.unscoped().filter(topic=TIERS_MOVED)
+    for event_id in list(moved.values_list("pk", flat=True)):
+        # Without a broker, tasks run in-process: the first event's relay may
+        # already have processed the second, and this call is then a no-op.
+        process_outbox_event(event_id=event_id)
+    assert not moved.filter(processed_at=None).exists()
 
     with shop_scope(shop):
         members = sorted(
