@@ -27,7 +27,15 @@ from django.utils.translation import gettext_lazy as _
 from unfold.decorators import action, display
 from unfold.widgets import UnfoldAdminColorInputWidget
 
-from members.models import CustomField, Member, MemberSource, Tag, TagJob, TagRule
+from members.models import (
+    CustomField,
+    Member,
+    MemberSource,
+    Tag,
+    TagJob,
+    TagJobStatus,
+    TagRule,
+)
 from members.selectors import tags as selectors
 from members.services import tags as services
 from shops.admin.base import (
@@ -396,10 +404,21 @@ class TagJobAdmin(ShopScopedAdmin):
         "from_tag",
         "members_count",
         "changed_count",
-        "status",
+        "outcome",
         "created_by",
         "finished_at",
     )
     list_filter = ("status", "action")
     fields = list_display
+    readonly_fields = ("outcome",)
     list_select_related = ("tag", "from_tag", "created_by")
+
+    @admin.display(description=_("status"), ordering="status")
+    def outcome(self, job: TagJob) -> str:
+        if job.status == TagJobStatus.FAILED:
+            # Each bulk service is one transaction: a stopped job left nothing.
+            return gettext(
+                "Failed: no member was changed. Run the action again from "
+                "the member list."
+            )
+        return job.get_status_display()

@@ -297,7 +297,9 @@ def test_move_and_remove_jobs_do_what_the_actions_do(in_shop, vip, long_from_3):
     assert (moved.changed_count, removed.changed_count) == (3, 3)
 
 
-def test_a_job_that_fails_changes_nothing_and_says_so(in_shop, vip, monkeypatch):
+def test_a_job_that_fails_changes_nothing_and_says_so(
+    client, settings, in_shop, vip, monkeypatch
+):
     MemberFactory(shop=in_shop)
     job = services.queue_tag_job(
         shop=in_shop, action="add", members=Member.objects.all(), tag=vip, count=1
@@ -312,6 +314,11 @@ def test_a_job_that_fails_changes_nothing_and_says_so(in_shop, vip, monkeypatch)
     assert holders(vip) == set()  # the rows inserted before the audit are gone
     job.refresh_from_db()
     assert job.finished_at is not None
+    manager = MembershipFactory(shop=in_shop, role=Role.MANAGER, user__is_staff=True)
+    client.force_login(manager.user)
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
+    listing = client.get("/admin/members/tagjob/").content.decode()
+    assert "no member was changed. Run the action again" in listing
 
 
 def test_a_job_never_reaches_another_shops_members(in_shop, vip, other_shop):
