@@ -25,6 +25,7 @@ from unfold.contrib.filters.admin import (
     RangeNumericFilter,
 )
 from unfold.decorators import action
+from unfold.views import ChangeList
 
 from members.extensions import MEMBER_LIST_FILTERS
 from members.models import (
@@ -36,7 +37,13 @@ from members.models import (
 from members.selectors.members import search_condition
 from members.services.members import MemberExists, find_or_register_by_phone
 from members.services.privacy import erase_member, export_member_data
-from shops.admin.base import EVERYONE, MANAGERS, ShopScopedAdmin, role_allows
+from shops.admin.base import (
+    EVERYONE,
+    MANAGERS,
+    CappedCountPaginator,
+    ShopScopedAdmin,
+    role_allows,
+)
 from shops.admin.tenant_forms import with_request
 from shops.tenancy import shop_scope
 
@@ -53,6 +60,20 @@ from .panels import panels_for
 from .tag_actions import TAG_ACTIONS
 
 TIMELINE_LENGTH = 50
+
+
+class MemberChangeList(ChangeList):
+    def get_ordering(self, request, queryset):
+        """Ties broken by the id in the direction of the sort itself, as the
+        list indexes hold them (Django ends every sort with the default "-id"
+        or "-pk"): sorted by spend ascending, the members who spent nothing
+        come out of the index in order instead of being sorted whole."""
+        ordering = list(super().get_ordering(request, queryset))
+        first = ordering[0] if ordering else None
+        ascending = isinstance(first, str) and not first.startswith("-")
+        if len(ordering) > 1 and ordering[-1] in ("-pk", "-id") and ascending:
+            ordering[-1] = ordering[-1][1:]
+        return ordering
 
 
 @admin.register(Member)
@@ -108,6 +129,7 @@ class MemberAdmin(ExportActionsMixin, ShopScopedAdmin):
         "Phone (or its last four digits), member code, email or part of the name."
     )
     show_full_result_count = False
+    paginator = CappedCountPaginator
     list_per_page = 50
     actions = [*TAG_ACTIONS]
     actions_list = ("counter", "export_list")
@@ -127,6 +149,9 @@ class MemberAdmin(ExportActionsMixin, ShopScopedAdmin):
     )
 
     # Lists --------------------------------------------------------------
+
+    def get_changelist(self, request, **kwargs):
+        return MemberChangeList
 
     def get_search_results(self, request, queryset, search_term):
         if request.shop is None:

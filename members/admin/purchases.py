@@ -33,6 +33,7 @@ from members.services import purchases as purchase_services
 from shops.admin.base import (
     EVERYONE,
     MANAGERS,
+    CappedCountPaginator,
     ShopScopedAdmin,
     ShopScopedInline,
     role_allows,
@@ -128,6 +129,8 @@ class PurchaseAdmin(ExportActionsMixin, ShopScopedAdmin):
     search_fields = ("external_order_id",)
     search_help_text = _("Order number, member code or the member's phone.")
     list_select_related = ("member", "store")
+    show_full_result_count = False
+    paginator = CappedCountPaginator
     fields = (
         "external_order_id",
         "member_link",

@@ -146,18 +146,29 @@ class Member(TenantModel):
                 name="members_member_external_id_uniq",
             ),
         ]
-        # Every index serving a request is led by the shop.
+        # Every index serving a request is led by the shop. The sort orders
+        # of the lists end with the id (ties broken the same way each time),
+        # and so do their indexes: a first page then reads 50 index entries
+        # in order, even where a million members tie (no purchase yet: spent
+        # 0, last purchase NULL) and would otherwise be sorted whole.
         indexes = [
             models.Index(
                 fields=["shop", "phone_last4"], name="members_phone_last4_idx"
             ),
-            models.Index(fields=["shop", "name"], name="members_name_idx"),
-            models.Index(fields=["shop", "-joined_at"], name="members_joined_idx"),
+            models.Index(fields=["shop", "name", "id"], name="members_name_idx"),
             models.Index(
-                fields=["shop", "-last_purchase_at"], name="members_last_purchase_idx"
+                fields=["shop", "-joined_at", "-id"], name="members_joined_idx"
             ),
-            models.Index(fields=["shop", "-total_spent"], name="members_spent_idx"),
-            models.Index(fields=["shop", "-order_count"], name="members_orders_idx"),
+            models.Index(
+                fields=["shop", "-last_purchase_at", "-id"],
+                name="members_last_purchase_idx",
+            ),
+            models.Index(
+                fields=["shop", "-total_spent", "-id"], name="members_spent_idx"
+            ),
+            models.Index(
+                fields=["shop", "-order_count", "-id"], name="members_orders_idx"
+            ),
             models.Index(
                 fields=["shop", "birthday_month", "birthday_day"],
                 name="members_birthday_idx",

@@ -13,14 +13,12 @@ import datetime
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.core.paginator import Paginator
 from django.db.models import F, Q, Sum
 from django.http import Http404
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.functional import cached_property
 from django.utils.html import format_html
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
@@ -33,7 +31,13 @@ from members.models import Member
 from members.selectors.members import search_condition
 from members.selectors.purchases import allowed_store_ids
 from points.models import PointsAccount, PointsEntry, PointsLot
-from shops.admin.base import EVERYONE, MANAGERS, ShopScopedAdmin, role_allows
+from shops.admin.base import (
+    EVERYONE,
+    MANAGERS,
+    CappedCountPaginator,
+    ShopScopedAdmin,
+    role_allows,
+)
 from shops.tenancy import shop_scope
 
 from .forms import AdjustmentForm, RedeemForm
@@ -43,20 +47,6 @@ PANEL_ENTRIES = 15
 PANEL_LOTS = 20
 EXPIRING_DAYS = 30
 MEMBER_LOOKUP = "account__member__id__exact"
-
-
-class CappedCountPaginator(Paginator):
-    """Counts at most CAP + 1 rows: a shop's ledger holds millions of entries
-    and COUNT(*) over all of them on every list page costs seconds. Past the
-    cap the list shows CAP + 1 and its pages; staff filter or search for older
-    rows."""
-
-    CAP = 10_000
-
-    @cached_property
-    def count(self) -> int:
-        # A sliced count is COUNT(*) over a LIMITed subquery.
-        return self.object_list.order_by()[: self.CAP + 1].count()
 
 
 @admin.register(PointsEntry)

@@ -22,11 +22,17 @@ from unfold.decorators import action, display
 
 from members.admin.member_filters import DayRangeFilter
 from points.models import Redemption, RedemptionStatus, Reward
-from shops.admin.base import EVERYONE, MANAGERS, ShopScopedAdmin, role_allows
+from shops.admin.base import (
+    EVERYONE,
+    MANAGERS,
+    CappedCountPaginator,
+    ShopScopedAdmin,
+    role_allows,
+)
 from shops.models import Store
 
 from .forms import RewardForm
-from .ledger import CappedCountPaginator, search_by_member
+from .ledger import search_by_member
 
 
 @admin.register(Reward)

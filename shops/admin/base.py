@@ -7,7 +7,9 @@ no active shop sees every shop's rows, read-only, and switches into a shop to
 change anything. Another shop's object answers 404, exactly like a missing one.
 """
 
+from django.core.paginator import Paginator
 from django.http import Http404
+from django.utils.functional import cached_property
 from unfold.admin import ModelAdmin, TabularInline
 
 from shops.models import Role
@@ -15,6 +17,29 @@ from shops.models import Role
 EVERYONE = frozenset(Role.values)
 MANAGERS = frozenset({Role.OWNER, Role.MANAGER})
 OWNERS = frozenset({Role.OWNER})
+
+
+class CappedCountPaginator(Paginator):
+    """For the lists of big tables (a million members, ten million purchases
+    or ledger entries): counts at most CAP + 1 rows, where COUNT(*) over all
+    the rows that match would cost a tenth of a second to seconds on every
+    page (counting even 10,000 scattered members read 26,000 pages of the
+    table: 90 ms). Past the cap the list says "more than 1000" and offers
+    the pages up to it; staff filter or search to narrow it down, and a tag
+    action or an export says how many it takes."""
+
+    CAP = 1_000
+    # Unfold's change list includes the paginator's own template.
+    template_name = "admin/capped_pagination.html"
+
+    @cached_property
+    def count(self) -> int:
+        # A sliced count is COUNT(*) over a LIMITed subquery.
+        return self.object_list.order_by()[: self.CAP + 1].count()
+
+    @property
+    def capped(self) -> bool:
+        return self.count > self.CAP
 
 
 def role_allows(request, roles) -> bool:

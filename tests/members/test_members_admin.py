@@ -116,6 +116,35 @@ def test_filters_and_sorting_in_the_list(login, shop):
     )
 
 
+def test_sorted_lists_break_ties_by_id_in_the_sorts_direction(login, shop):
+    # Members who spent the same (most of a shop: nothing yet) keep the order
+    # of the sort index: oldest first ascending, newest first descending.
+    ids = [member(shop, phone=f"1380013800{n}").pk for n in range(3)]
+    client = login()
+
+    assert listed(client.get(LIST, {"o": "7"})) == ids
+    assert listed(client.get(LIST, {"o": "-7"})) == ids[::-1]
+
+
+def test_a_long_list_counts_no_further_than_its_cap(login, shop, monkeypatch):
+    from shops.admin.base import CappedCountPaginator
+
+    monkeypatch.setattr(CappedCountPaginator, "CAP", 2)
+    for n in range(4):
+        member(shop, phone=f"1380013800{n}")
+    client = login()
+
+    capped = client.get(LIST)
+    monkeypatch.setattr(CappedCountPaginator, "CAP", 4)
+    exact = client.get(LIST)
+
+    assert capped.context["cl"].result_count == 3  # the cap plus one
+    assert len(listed(capped)) == 4  # every row of the page is still listed
+    assert "members: more than 2" in capped.content.decode()
+    assert exact.context["cl"].result_count == 4
+    assert "more than" not in exact.content.decode()
+
+
 def test_the_counter_finds_or_registers_in_one_step(login, shop):
     client = login(Role.CLERK)
 

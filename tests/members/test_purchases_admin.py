@@ -156,6 +156,21 @@ def test_search_by_order_number_member_code_and_phone(login, shop, member):
     assert "ORDER-2" in by_code and "ORDER-1" not in by_code  # noqa: PT018
 
 
+def test_the_purchase_list_counts_no_further_than_its_cap(
+    login, shop, member, monkeypatch
+):
+    from shops.admin.base import CappedCountPaginator
+
+    monkeypatch.setattr(CappedCountPaginator, "CAP", 2)
+    for n in range(3):
+        buy(shop, member, f"ORDER-{n}")
+
+    response = login().get(reverse("admin:members_purchase_changelist"))
+
+    assert response.context["cl"].result_count == 3
+    assert "purchases: more than 2" in response.content.decode()
+
+
 def test_a_clerk_completes_but_cannot_refund_or_cancel(login, shop, member):
     pending = buy(shop, member, "P-1", complete=False)
     clerk = login(Role.CLERK)

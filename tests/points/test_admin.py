@@ -590,7 +590,7 @@ def test_points_past_their_expiry_are_not_offered_as_spendable(login, shop, memb
 def test_the_entries_list_counts_no_further_than_its_cap(
     login, shop, member, monkeypatch
 ):
-    from points.admin.ledger import CappedCountPaginator
+    from shops.admin.base import CappedCountPaginator
 
     monkeypatch.setattr(CappedCountPaginator, "CAP", 2)
     for n in range(4):
