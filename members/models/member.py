@@ -3,11 +3,12 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from shops.models import Shop, Store, TenantModel
+from shops.tenancy import ShopScopedManager, ShopScopedQuerySet
 
 
 class MemberCodeSequence(models.Model):
@@ -48,9 +49,28 @@ class MemberStatus(models.TextChoices):
     ERASED = "erased", _("Erased")
 
 
+class MemberQuerySet(ShopScopedQuerySet):
+    # Sorted by the last purchase, a member who never bought counts as the
+    # longest ago: last when the newest come first, first the other way round
+    # (PostgreSQL would put them first when newest first). The list index
+    # holds them so, and so both directions read it in order.
+    _NEVER_BOUGHT_OLDEST = {
+        "last_purchase_at": F("last_purchase_at").asc(nulls_first=True),
+        "-last_purchase_at": F("last_purchase_at").desc(nulls_last=True),
+    }
+
+    def order_by(self, *field_names):
+        return super().order_by(
+            *(self._NEVER_BOUGHT_OLDEST.get(f, f) if isinstance(f, str) else f
+              for f in field_names)
+        )  # fmt: skip
+
+
 class Member(TenantModel):
     """A shop's member (会员). Personal data can be erased; the row stays for
     the accounts (purchases, points) with its personal fields blanked."""
+
+    objects = ShopScopedManager.from_queryset(MemberQuerySet)()
 
     member_code = models.CharField(_("member code"), max_length=16, editable=False)
     name = models.CharField(_("name"), max_length=100, blank=True)
@@ -160,7 +180,9 @@ class Member(TenantModel):
                 fields=["shop", "-joined_at", "-id"], name="members_joined_idx"
             ),
             models.Index(
-                fields=["shop", "-last_purchase_at", "-id"],
+                F("shop"),
+                F("last_purchase_at").desc(nulls_last=True),
+                F("id").desc(),
                 name="members_last_purchase_idx",
             ),
             models.Index(

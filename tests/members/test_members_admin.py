@@ -4,6 +4,7 @@ roles and shop isolation."""
 
 import json
 import zoneinfo
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -124,6 +125,19 @@ def test_sorted_lists_break_ties_by_id_in_the_sorts_direction(login, shop):
 
     assert listed(client.get(LIST, {"o": "7"})) == ids
     assert listed(client.get(LIST, {"o": "-7"})) == ids[::-1]
+
+
+def test_sorted_by_last_purchase_who_never_bought_counts_as_longest_ago(login, shop):
+    never, old, recent = (member(shop, phone=f"1380013800{n}").pk for n in range(3))
+    now = timezone.now()
+    with shop_scope(shop):
+        Member.objects.filter(pk=old).update(last_purchase_at=now - timedelta(days=30))
+        Member.objects.filter(pk=recent).update(last_purchase_at=now)
+    client = login()
+
+    # Column 9 is last_purchase_at in list_display.
+    assert listed(client.get(LIST, {"o": "-9"})) == [recent, old, never]
+    assert listed(client.get(LIST, {"o": "9"})) == [never, old, recent]
 
 
 def test_a_long_list_counts_no_further_than_its_cap(login, shop, monkeypatch):
