@@ -7,10 +7,14 @@ no active shop sees every shop's rows, read-only, and switches into a shop to
 change anything. Another shop's object answers 404, exactly like a missing one.
 """
 
+from django.contrib.admin import helpers
 from django.core.paginator import Paginator
 from django.http import Http404
 from django.utils.functional import cached_property
+from django.utils.html import format_html
+from django.utils.translation import get_language
 from unfold.admin import ModelAdmin, TabularInline
+from unfold.admin import checkbox as unfold_checkbox
 
 from shops.models import Role
 
@@ -117,8 +121,31 @@ class RolePermissions:
         return self._may_write(request, self.delete_roles)
 
 
+_ROW_ID = "__row_id__"
+_ROW_CHECKBOXES: dict[str | None, str] = {}
+
+
+def _row_checkbox() -> str:
+    """Unfold's checkbox of a list row as a format string ({} for the row's
+    id), rendered once per language (its label is translated)."""
+    language = get_language()
+    html = _ROW_CHECKBOXES.get(language)
+    if html is None:
+        rendered = str(unfold_checkbox.render(helpers.ACTION_CHECKBOX_NAME, _ROW_ID))
+        html = rendered.replace("{", "{{").replace("}", "}}").replace(_ROW_ID, "{}")
+        _ROW_CHECKBOXES[language] = html
+    return html
+
+
 class ShopScopedAdmin(RolePermissions, ModelAdmin):
     """Admin for a `TenantModel`: the active shop's rows only, by role."""
+
+    def action_checkbox(self, obj):
+        # The same HTML as Unfold's, without rendering the widget's template
+        # for each row: that was 9 ms of a 50-row member list page.
+        return format_html(_row_checkbox(), obj.pk)
+
+    action_checkbox.__dict__.update(ModelAdmin.action_checkbox.__dict__)
 
     def get_queryset(self, request):
         if request.shop is not None:

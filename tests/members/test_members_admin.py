@@ -140,6 +140,23 @@ def test_sorted_by_last_purchase_who_never_bought_counts_as_longest_ago(login, s
     assert listed(client.get(LIST, {"o": "9"})) == [never, old, recent]
 
 
+@pytest.mark.parametrize("language", ["en", "zh-hans"])
+def test_each_row_has_unfolds_own_checkbox(login, shop, client, language):
+    from django.contrib.admin import helpers
+    from django.utils import translation
+    from unfold.admin import checkbox
+
+    pk = member(shop, phone="13800138000").pk
+    client = login()
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = language
+
+    html = client.get(LIST).content.decode()
+
+    with translation.override(language):
+        expected = str(checkbox.render(helpers.ACTION_CHECKBOX_NAME, str(pk)))
+    assert expected in html
+
+
 def test_a_long_list_counts_no_further_than_its_cap(login, shop, monkeypatch):
     from shops.admin.base import CappedCountPaginator
 
