@@ -142,9 +142,13 @@ def shop_size(shop) -> str:
     return _size_cache[shop.pk]
 
 
+def first_store(shop) -> Store:
+    return Store.objects.unscoped().filter(shop=shop).order_by("pk").first()
+
+
 def list_cases(shop) -> dict[str, dict[str, str]]:
     now = timezone.now()
-    store = Store.objects.unscoped().filter(shop=shop).order_by("pk").first()
+    store = first_store(shop)
     return {
         "status=active, source=counter, by -total_spent": {
             "status": "active",
@@ -235,7 +239,7 @@ ADMIN_LIST = "/admin/members/member/"
 def admin_cases(shop) -> dict[str, dict[str, str]]:
     """Two filters and a sort, as staff click them (`o` is the column: 7 is
     the spend, 9 the last purchase, 10 the joining date)."""
-    store = Store.objects.unscoped().filter(shop=shop).order_by("pk").first()
+    store = first_store(shop)
     return {
         "status active, source counter, by spend (highest first)": {
             "status__exact": "active",
