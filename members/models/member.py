@@ -60,10 +60,10 @@ class MemberQuerySet(ShopScopedQuerySet):
     }
 
     def order_by(self, *field_names):
+        never_bought = self._NEVER_BOUGHT_OLDEST
         return super().order_by(
-            *(self._NEVER_BOUGHT_OLDEST.get(f, f) if isinstance(f, str) else f
-              for f in field_names)
-        )  # fmt: skip
+            *(never_bought.get(f, f) if isinstance(f, str) else f for f in field_names)
+        )
 
 
 class Member(TenantModel):
